@@ -1,0 +1,24 @@
+//! # kprod
+//!
+//! A synchronous, thread-per-core Apache Kafka producer for Rust code that does not want an
+//! async runtime.
+//!
+//! This release contains the foundation: [`protocol`], a sans-IO implementation of the Kafka
+//! wire protocol a producer needs — framing, ApiVersions, Metadata, Produce and InitProducerId
+//! in both directions, RecordBatch v2 with every codec, and the full error-code table — verified
+//! against librdkafka. The producer engine is built on it.
+//!
+//! ```text
+//!            bytes in                              bytes out
+//!  socket ──► FrameSplitter ──► decode_response    encode_request ──► socket
+//!                                     │                  ▲
+//!                                     ▼                  │
+//!                               messages::*  ◄──  RecordBatchBuilder ◄── records
+//!                                                        │
+//!                                                   Compressor
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod protocol;
