@@ -114,6 +114,8 @@ pub fn is_flexible(api: ApiKey, version: i16) -> bool {
         ApiKey::METADATA => metadata::MetadataRequest::FLEXIBLE_FROM,
         ApiKey::API_VERSIONS => api_versions::ApiVersionsRequest::FLEXIBLE_FROM,
         ApiKey::INIT_PRODUCER_ID => init_producer_id::InitProducerIdRequest::FLEXIBLE_FROM,
+        ApiKey::FETCH => fetch::FetchRequest::FLEXIBLE_FROM,
+        ApiKey::LIST_OFFSETS => list_offsets::ListOffsetsRequest::FLEXIBLE_FROM,
         _ => i16::MAX,
     };
     version >= from

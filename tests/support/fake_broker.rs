@@ -13,12 +13,14 @@ use bytes::{Bytes, BytesMut};
 use kprod::protocol::messages::api_versions::{
     ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
 };
+use kprod::protocol::messages::fetch::*;
 use kprod::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+use kprod::protocol::messages::list_offsets::*;
 use kprod::protocol::messages::metadata::*;
 use kprod::protocol::messages::produce::*;
-use kprod::protocol::record_batch::{decode_record_batches, RecordBatch};
+use kprod::protocol::record_batch::{decode_one, decode_record_batches, RecordBatch};
 use kprod::protocol::{
-    decode_request, decode_request_header, encode_response, ApiKey, FrameSplitter,
+    decode_request, decode_request_header, encode_response, ApiKey, FrameSplitter, Writer,
 };
 
 /// The highest version the broker claims per API.
@@ -28,6 +30,8 @@ pub struct Profile {
     pub metadata_max: i16,
     pub produce_max: i16,
     pub init_producer_id_max: i16,
+    pub fetch_max: i16,
+    pub list_offsets_max: i16,
 }
 
 impl Profile {
@@ -37,6 +41,8 @@ impl Profile {
         metadata_max: 12,
         produce_max: 11,
         init_producer_id_max: 4,
+        fetch_max: 12,
+        list_offsets_max: 7,
     };
     /// A pre-KIP-482 broker: no flexible versions, so clients must fall back from
     /// ApiVersions v3 and use classic encodings.
@@ -45,6 +51,8 @@ impl Profile {
         metadata_max: 8,
         produce_max: 8,
         init_producer_id_max: 1,
+        fetch_max: 11,
+        list_offsets_max: 5,
     };
 }
 
@@ -58,6 +66,9 @@ pub struct Captured {
     pub batches: Vec<RecordBatch>,
 }
 
+/// A stored batch: base offset, record count, bytes as stored.
+type Stored = (i64, i64, Bytes);
+
 #[derive(Default)]
 pub struct State {
     pub captured: Vec<Captured>,
@@ -65,7 +76,56 @@ pub struct State {
     pub versions_seen: BTreeMap<i16, BTreeSet<i16>>,
     /// Anything the broker could not decode or did not expect.
     pub errors: Vec<String>,
-    next_offset: BTreeMap<(String, i32), i64>,
+    /// Per partition: stored batches.
+    logs: BTreeMap<(String, i32), Vec<Stored>>,
+}
+
+impl State {
+    /// Appends raw batches to a partition's log, assigning offsets as a broker does (by
+    /// rewriting each batch's base offset, which the CRC does not cover). Returns the first
+    /// offset assigned.
+    pub fn append(&mut self, topic: &str, partition: i32, mut data: Bytes) -> Result<i64, String> {
+        let log = self.logs.entry((topic.to_string(), partition)).or_default();
+        let first = log.last().map_or(0, |(b, n, _)| b + n);
+        let mut next = first;
+        while !data.is_empty() {
+            let (batch, used) = decode_one(&data, 64 << 20).map_err(|e| e.to_string())?;
+            let mut raw = data.split_to(used).to_vec();
+            raw[0..8].copy_from_slice(&next.to_be_bytes());
+            let n = batch.records.len() as i64;
+            log.push((next, n, Bytes::from(raw)));
+            next += n;
+        }
+        Ok(first)
+    }
+
+    /// The next offset of a partition.
+    pub fn end_offset(&self, topic: &str, partition: i32) -> i64 {
+        self.logs
+            .get(&(topic.to_string(), partition))
+            .and_then(|l| l.last())
+            .map_or(0, |(b, n, _)| b + n)
+    }
+
+    /// Batches holding offsets from `offset` on, at least one, up to about `max_bytes`.
+    fn read(&self, topic: &str, partition: i32, offset: i64, max_bytes: usize) -> Bytes {
+        let mut out = Vec::new();
+        for (base, n, raw) in self
+            .logs
+            .get(&(topic.to_string(), partition))
+            .into_iter()
+            .flatten()
+        {
+            if base + n <= offset {
+                continue;
+            }
+            if !out.is_empty() && out.len() + raw.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(raw);
+        }
+        Bytes::from(out)
+    }
 }
 
 pub struct FakeBroker {
@@ -197,13 +257,19 @@ fn handle(
                     min_version: 3,
                     max_version: profile.produce_max,
                 },
-                // Never called by a producer, but librdkafka enables the v2 record format only
+                // Fetch and ListOffsets serve consumers reading back. librdkafka enables the v2
+                // record format only
                 // when the broker offers Fetch v4+ (zstd: v10+), and lz4 only when it offers
                 // FindCoordinator — as every real broker does.
                 ApiVersion {
                     api_key: 1,
                     min_version: 4,
-                    max_version: 11,
+                    max_version: profile.fetch_max,
+                },
+                ApiVersion {
+                    api_key: 2,
+                    min_version: 1,
+                    max_version: profile.list_offsets_max,
                 },
                 ApiVersion {
                     api_key: 10,
@@ -304,10 +370,7 @@ fn handle(
                     let batches = decode_record_batches(&records, 64 << 20).map_err(|e| {
                         format!("record batch in Produce v{v}: {e}; body {:02x?}", body)
                     })?;
-                    let n: i64 = batches.iter().map(|b| b.records.len() as i64).sum();
-                    let next = st.next_offset.entry((t.name.clone(), p.index)).or_insert(0);
-                    let base = *next;
-                    *next += n;
+                    let base = st.append(&t.name, p.index, records)?;
                     st.captured.push(Captured {
                         version: v,
                         acks: req.acks,
@@ -335,6 +398,92 @@ fn handle(
                 ..Default::default()
             };
             encode_response::<ProduceRequest>(&resp, v, cid, &mut out).unwrap();
+        }
+        ApiKey::LIST_OFFSETS => {
+            let req: ListOffsetsRequest =
+                decode_request(body, v).map_err(|e| err("ListOffsets", e))?;
+            let st = state.lock().unwrap();
+            let topics = req
+                .topics
+                .into_iter()
+                .map(|t| ListOffsetsTopicResponse {
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| ListOffsetsPartitionResponse {
+                            partition_index: p.partition_index,
+                            offset: match p.timestamp {
+                                -2 => 0,
+                                _ => st.end_offset(&t.name, p.partition_index),
+                            },
+                            leader_epoch: 0,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    name: t.name,
+                })
+                .collect();
+            let resp = ListOffsetsResponse {
+                topics,
+                ..Default::default()
+            };
+            encode_response::<ListOffsetsRequest>(&resp, v, cid, &mut out).unwrap();
+        }
+        ApiKey::FETCH => {
+            let req: FetchRequest = decode_request(body, v).map_err(|e| err("Fetch", e))?;
+            let st = state.lock().unwrap();
+            let responses = req
+                .topics
+                .into_iter()
+                .map(|t| FetchTopicResponse {
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let end = st.end_offset(&t.topic, p.partition);
+                            FetchPartitionResponse {
+                                partition_index: p.partition,
+                                high_watermark: end,
+                                last_stable_offset: end,
+                                log_start_offset: 0,
+                                aborted_transactions: Some(Vec::new()),
+                                records: Some(st.read(
+                                    &t.topic,
+                                    p.partition,
+                                    p.fetch_offset,
+                                    p.partition_max_bytes.max(0) as usize,
+                                )),
+                                ..Default::default()
+                            }
+                        })
+                        .collect(),
+                    topic: t.topic,
+                })
+                .collect();
+            let resp = FetchResponse {
+                responses,
+                session_id: req.session_id,
+                ..Default::default()
+            };
+            encode_response::<FetchRequest>(&resp, v, cid, &mut out).unwrap();
+        }
+        ApiKey::FIND_COORDINATOR if v <= 2 => {
+            // Consumers with a group id look for their coordinator even when they only assign
+            // partitions; answer "not available" (v0–2 are classic encodings), which they
+            // tolerate and retry later.
+            let at = kprod::protocol::frame::begin_frame(&mut out);
+            out.put_i32(cid);
+            if v >= 1 {
+                out.put_i32(0); // throttle
+            }
+            out.put_i16(15); // COORDINATOR_NOT_AVAILABLE
+            if v >= 1 {
+                out.put_nullable_string(None, false);
+            }
+            out.put_i32(-1);
+            out.put_string("", false);
+            out.put_i32(-1);
+            kprod::protocol::frame::end_frame(&mut out, at);
         }
         other => return Err(format!("unexpected request {other:?} v{v}")),
     }

@@ -1,4 +1,4 @@
-//! The Kafka messages a producer needs, both directions: the client side (encode request,
+//! The Kafka messages a producer needs (and the reads a test broker serves), both directions: the client side (encode request,
 //! decode response) and the broker side (decode request, encode response).
 //!
 //! Each message is one struct holding the union of its fields across versions; a field outside
@@ -6,7 +6,9 @@
 //! follow Kafka's JSON message definitions in snake case.
 
 pub mod api_versions;
+pub mod fetch;
 pub mod init_producer_id;
+pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
