@@ -2,6 +2,8 @@
 //! bytes pick the API and version so one corpus covers all of them.
 #![no_main]
 use kprod::protocol::messages::api_versions::{decode_api_versions_response, ApiVersionsRequest};
+use kprod::protocol::messages::fetch::FetchRequest;
+use kprod::protocol::messages::list_offsets::ListOffsetsRequest;
 use kprod::protocol::messages::init_producer_id::InitProducerIdRequest;
 use kprod::protocol::messages::metadata::MetadataRequest;
 use kprod::protocol::messages::produce::ProduceRequest;
@@ -16,7 +18,7 @@ fn pick<R: Request>(sel: u8) -> i16 {
 
 fuzz_target!(|data: &[u8]| {
     let [api, sel, frame @ ..] = data else { return };
-    match api % 4 {
+    match api % 6 {
         0 => {
             let _ = decode_api_versions_response(frame, pick::<ApiVersionsRequest>(*sel));
         }
@@ -26,8 +28,22 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             let _ = decode_response::<ProduceRequest>(frame, pick::<ProduceRequest>(*sel));
         }
-        _ => {
+        3 => {
             let _ = decode_response::<InitProducerIdRequest>(frame, pick::<InitProducerIdRequest>(*sel));
+        }
+        4 => {
+            let _ = decode_response::<ListOffsetsRequest>(frame, pick::<ListOffsetsRequest>(*sel));
+        }
+        _ => {
+            if let Ok((_, resp)) = decode_response::<FetchRequest>(frame, pick::<FetchRequest>(*sel)) {
+                for t in resp.responses {
+                    for p in t.partitions {
+                        if let Some(r) = p.records {
+                            let _ = kprod::protocol::record_batch::decode_record_batches(&r, 1 << 20);
+                        }
+                    }
+                }
+            }
         }
     }
 });
