@@ -21,4 +21,5 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod partitioner;
 pub mod protocol;

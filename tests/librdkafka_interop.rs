@@ -264,3 +264,54 @@ fn negotiated_versions_are_flexible_on_modern_and_classic_on_legacy() {
         }
     }
 }
+
+/// kprod's partitioners choose the partition librdkafka's do, key for key: `murmur2_random`
+/// (the Java client's murmur2) and `consistent_random` (CRC-32).
+#[test]
+fn partitioners_agree_with_librdkafka() {
+    use kprod::partitioner::{BuiltinPartitioner, Partitioner};
+    const PARTS: i32 = 7;
+    for (name, ours) in [
+        ("murmur2_random", BuiltinPartitioner::Murmur2),
+        ("consistent_random", BuiltinPartitioner::Crc32),
+    ] {
+        let broker = FakeBroker::start(Profile::MODERN, PARTS);
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("partitioner", name)
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        // librdkafka's consistent partitioners place empty keys randomly; murmur2 hashes them.
+        let first = if name == "murmur2_random" { 0 } else { 1 };
+        let keys: Vec<Vec<u8>> = (first..500)
+            .map(|i: u32| match i {
+                0 => Vec::new(),
+                i if i % 3 == 0 => i.to_be_bytes().to_vec(),
+                i => format!("user-{i}-{}", "x".repeat((i % 9) as usize)).into_bytes(),
+            })
+            .collect();
+        for k in &keys {
+            producer
+                .send(BaseRecord::<'_, [u8], [u8]>::to(TOPIC).key(k).payload(k))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(20)).unwrap();
+        drop(producer);
+        let st = broker.state.lock().unwrap();
+        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        let mut seen = 0;
+        for c in &st.captured {
+            for b in &c.batches {
+                for r in &b.records {
+                    let key = r.key.as_deref().unwrap();
+                    let want = ours.partition(TOPIC, Some(key), PARTS as u32);
+                    assert_eq!(Some(c.partition as u32), want, "{name}: key {key:?}");
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, keys.len(), "{name}");
+    }
+}
