@@ -21,5 +21,8 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod error;
 pub mod partitioner;
 pub mod protocol;
+
+pub use error::{Deadline, Error};

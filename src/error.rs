@@ -1,0 +1,324 @@
+//! The producer's error type: one `#[non_exhaustive]` enum whose variants say what went wrong
+//! and for which topic and partition, and whether trying again can help.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::protocol::{DecodeError, ErrorCode};
+
+/// Which deadline expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Deadline {
+    /// `delivery_timeout`: from `send` to the record's completion.
+    Delivery,
+    /// `request_timeout`: one request to one broker.
+    Request,
+    /// `metadata_timeout`: waiting for a topic's metadata.
+    Metadata,
+    /// `max_block`: waiting for room in the buffer.
+    QueueFull,
+    /// The timeout given to `flush`.
+    Flush,
+    /// The timeout given to `close`.
+    Close,
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Deadline::Delivery => "delivery timeout",
+            Deadline::Request => "request timeout",
+            Deadline::Metadata => "metadata timeout",
+            Deadline::QueueFull => "max block (buffer full)",
+            Deadline::Flush => "flush timeout",
+            Deadline::Close => "close timeout",
+        })
+    }
+}
+
+/// Where an error applies: a topic, and a partition when one was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    /// The topic, if the error concerns one.
+    pub topic: Option<Arc<str>>,
+    /// The partition, if one was chosen.
+    pub partition: Option<i32>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.topic, self.partition) {
+            (Some(t), Some(p)) => write!(f, "{t}[{p}]: "),
+            (Some(t), None) => write!(f, "{t}: "),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Everything that can go wrong producing a record. Cheap to clone: one failure of a batch is
+/// delivered to each of its records.
+///
+/// ```
+/// use kprod::{Error, protocol::ErrorCode};
+/// let e = Error::kafka(ErrorCode::NOT_ENOUGH_REPLICAS, "orders", 3);
+/// assert!(e.is_retriable());
+/// assert_eq!(e.topic(), Some("orders"));
+/// assert_eq!(e.to_string(), "orders[3]: broker error NOT_ENOUGH_REPLICAS (19), retriable: Messages are rejected since there are fewer in-sync replicas than required.");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The broker answered with a Kafka error code.
+    #[error("{at}broker error {} ({}), {}: {}{}", code.name(), code.code(),
+        if code.is_retriable() { "retriable" } else { "not retriable" },
+        code.description(),
+        message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Kafka {
+        /// The code.
+        code: ErrorCode,
+        /// The broker's message, if it sent one.
+        message: Option<String>,
+        /// Where.
+        at: Location,
+    },
+    /// A deadline expired.
+    #[error("{at}{deadline} of {after:?} expired")]
+    Timeout {
+        /// Which one.
+        deadline: Deadline,
+        /// Its length.
+        after: Duration,
+        /// Where.
+        at: Location,
+    },
+    /// The buffer was full (`try_send`, or `send` after `max_block`).
+    #[error("{at}the producer's buffer is full")]
+    QueueFull {
+        /// Where.
+        at: Location,
+    },
+    /// The record is larger than the producer's or the broker's limit.
+    #[error("{at}record of {size} bytes exceeds the limit of {limit} bytes ({which})")]
+    RecordTooLarge {
+        /// The record's encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// Which limit (`max_request_size`, `batch_size`, the broker's `message.max.bytes`).
+        which: &'static str,
+        /// Where.
+        at: Location,
+    },
+    /// The topic does not exist (after waiting for metadata).
+    #[error("{at}unknown topic")]
+    UnknownTopic {
+        /// Where.
+        at: Location,
+    },
+    /// The topic name is not a legal Kafka topic name.
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The name given.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The record names a partition the topic does not have.
+    #[error("{at}partition out of range: the topic has {partition_count} partitions")]
+    InvalidPartition {
+        /// How many the topic has.
+        partition_count: u32,
+        /// Where.
+        at: Location,
+    },
+    /// The producer is closed.
+    #[error("the producer is closed")]
+    Closed,
+    /// A configuration option is invalid.
+    #[error("invalid configuration `{option}`: {reason}")]
+    Config {
+        /// The option's name.
+        option: String,
+        /// Why.
+        reason: String,
+    },
+    /// A connection failed.
+    #[error("{at}I/O error talking to {broker}: {source}")]
+    Io {
+        /// The broker's address.
+        broker: String,
+        /// The cause.
+        source: Arc<std::io::Error>,
+        /// Where.
+        at: Location,
+    },
+    /// A broker sent bytes that are not valid Kafka protocol.
+    #[error("{at}protocol error from {broker}: {source}")]
+    Protocol {
+        /// The broker's address.
+        broker: String,
+        /// What was wrong.
+        source: DecodeError,
+        /// Where.
+        at: Location,
+    },
+}
+
+impl Error {
+    /// A broker error for a topic and partition.
+    pub fn kafka(code: ErrorCode, topic: &str, partition: i32) -> Self {
+        Error::Kafka {
+            code,
+            message: None,
+            at: Location {
+                topic: Some(topic.into()),
+                partition: Some(partition),
+            },
+        }
+    }
+
+    /// A configuration error naming the option.
+    pub fn config(option: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            option: option.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether sending the same record again may succeed: retriable Kafka errors, timeouts,
+    /// a full buffer, connection and protocol failures. Not: invalid input, unknown topics,
+    /// non-retriable Kafka errors, a closed producer.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Kafka { code, .. } => code.is_retriable(),
+            Error::Timeout { .. } | Error::QueueFull { .. } | Error::Io { .. } => true,
+            Error::Protocol { .. } => true,
+            Error::RecordTooLarge { .. }
+            | Error::UnknownTopic { .. }
+            | Error::InvalidTopic { .. }
+            | Error::InvalidPartition { .. }
+            | Error::Closed
+            | Error::Config { .. } => false,
+        }
+    }
+
+    fn location(&self) -> Option<&Location> {
+        match self {
+            Error::Kafka { at, .. }
+            | Error::Timeout { at, .. }
+            | Error::QueueFull { at }
+            | Error::RecordTooLarge { at, .. }
+            | Error::UnknownTopic { at }
+            | Error::InvalidPartition { at, .. }
+            | Error::Io { at, .. }
+            | Error::Protocol { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// The topic the error concerns, if any.
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            Error::InvalidTopic { topic, .. } => Some(topic),
+            _ => self.location()?.topic.as_deref(),
+        }
+    }
+
+    /// The partition the error concerns, if one was chosen.
+    pub fn partition(&self) -> Option<i32> {
+        self.location()?.partition
+    }
+
+    /// The Kafka error code, if the broker sent one.
+    pub fn kafka_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// The longest legal topic name.
+pub const MAX_TOPIC_LEN: usize = 249;
+
+/// Checks a topic name as the broker would: 1–249 characters from `[a-zA-Z0-9._-]`, and not
+/// `.` or `..`.
+///
+/// ```
+/// use kprod::error::validate_topic;
+/// assert!(validate_topic("orders.v2_eu-west").is_ok());
+/// assert!(validate_topic("..").is_err());
+/// assert!(validate_topic("no spaces").is_err());
+/// ```
+pub fn validate_topic(topic: &str) -> Result<(), Error> {
+    let reason = if topic.is_empty() {
+        "it is empty"
+    } else if topic.len() > MAX_TOPIC_LEN {
+        "it is longer than 249 characters"
+    } else if topic == "." || topic == ".." {
+        "`.` and `..` are not allowed"
+    } else if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        "only ASCII letters, digits, `.`, `_` and `-` are allowed"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTopic {
+        topic: topic.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retriability() {
+        assert!(Error::kafka(ErrorCode::NOT_LEADER_OR_FOLLOWER, "t", 0).is_retriable());
+        assert!(!Error::kafka(ErrorCode::MESSAGE_TOO_LARGE, "t", 0).is_retriable());
+        assert!(!Error::Closed.is_retriable());
+        assert!(!validate_topic("").unwrap_err().is_retriable());
+        let t = Error::Timeout {
+            deadline: Deadline::Delivery,
+            after: Duration::from_secs(120),
+            at: Location {
+                topic: Some("t".into()),
+                partition: Some(2),
+            },
+        };
+        assert!(t.is_retriable());
+        assert_eq!(t.to_string(), "t[2]: delivery timeout of 120s expired");
+        assert_eq!((t.topic(), t.partition()), (Some("t"), Some(2)));
+    }
+
+    #[test]
+    fn topic_names() {
+        for ok in ["a", "A-b_c.d", &"x".repeat(249)] {
+            assert!(validate_topic(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            (".", "`.`"),
+            ("..", "`..`"),
+            (&"x".repeat(250) as &str, "249"),
+            ("a b", "ASCII"),
+            ("caf\u{e9}", "ASCII"),
+            ("a/b", "ASCII"),
+        ] {
+            let e = validate_topic(bad).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
+            assert_eq!(e.topic(), Some(bad));
+        }
+    }
+
+    #[test]
+    fn errors_are_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Error>();
+    }
+}
