@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod config;
 pub mod error;
 pub mod partitioner;
 pub mod protocol;

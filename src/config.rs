@@ -1,0 +1,587 @@
+//! Producer configuration: a builder whose every setter documents its default, validated once
+//! into an immutable [`ProducerConfig`]; presets; and the librdkafka / Java property names
+//! users already have ([`ProducerConfigBuilder::from_properties`]).
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::partitioner::BuiltinPartitioner;
+use crate::protocol::compression::{Compression, CompressionConfig};
+
+/// How many replicas must have a record before the broker acknowledges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// No acknowledgement (`acks=0`): fastest; a record can be lost without any error.
+    None,
+    /// The partition leader (`acks=1`): lost if the leader fails before replicating.
+    Leader,
+    /// Every in-sync replica (`acks=all` / `-1`): the default, and required by idempotence.
+    #[default]
+    All,
+}
+
+impl Acks {
+    /// The value on the wire (Produce's `acks`).
+    pub const fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// A validated, immutable producer configuration. Built by [`ProducerConfigBuilder::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerConfig {
+    /// Brokers to bootstrap from (`host:port`).
+    pub bootstrap_servers: Vec<String>,
+    /// Client id sent to brokers.
+    pub client_id: String,
+    /// Acknowledgements required.
+    pub acks: Acks,
+    /// How long to wait for more records before sending a batch that is not full.
+    pub linger: Duration,
+    /// Largest batch, in bytes of records before compression.
+    pub batch_size: usize,
+    /// Codec and level.
+    pub compression: CompressionConfig,
+    /// Idempotent production (no duplicates from retries, order kept).
+    pub idempotence: bool,
+    /// Most unanswered Produce requests per connection.
+    pub max_in_flight: usize,
+    /// Most bytes of records buffered, not yet acknowledged.
+    pub buffer_memory: usize,
+    /// Most records buffered, not yet acknowledged.
+    pub buffer_records: usize,
+    /// How long `send` blocks for room in the buffer before failing with QueueFull.
+    pub max_block: Duration,
+    /// Upper bound on the time from `send` to a record's completion.
+    pub delivery_timeout: Duration,
+    /// How long to wait for one request's response.
+    pub request_timeout: Duration,
+    /// First retry backoff.
+    pub retry_backoff: Duration,
+    /// Largest retry backoff (it doubles up to this).
+    pub retry_backoff_max: Duration,
+    /// How long to wait for a topic's metadata.
+    pub metadata_timeout: Duration,
+    /// Refresh metadata at least this often.
+    pub metadata_max_age: Duration,
+    /// Largest Produce request, in bytes.
+    pub max_request_size: usize,
+    /// I/O threads.
+    pub io_threads: usize,
+    /// Pin I/O threads to cores.
+    pub pin_threads: bool,
+    /// Threads running delivery callbacks.
+    pub callback_threads: usize,
+    /// Partitioner for records without a partition.
+    pub partitioner: BuiltinPartitioner,
+}
+
+/// Builds a [`ProducerConfig`]; [`build`](Self::build) validates every option once and names
+/// the one at fault.
+///
+/// ```
+/// use std::time::Duration;
+/// use kprod::config::{Acks, ProducerConfigBuilder};
+/// use kprod::protocol::compression::Compression;
+/// let config = ProducerConfigBuilder::new()
+///     .bootstrap_servers("localhost:9092")
+///     .acks(Acks::All)
+///     .linger(Duration::from_millis(5))
+///     .batch_size(1 << 20)
+///     .max_request_size(2 << 20)
+///     .compression(Compression::Lz4)
+///     .build()?;
+/// assert!(config.idempotence);
+/// # Ok::<(), kprod::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProducerConfigBuilder {
+    c: ProducerConfig,
+    /// The codec level as given, validated in `build`.
+    compression_level: Option<i32>,
+    /// Idempotence as set explicitly; `None` means "the default, unless acks/in-flight forbid".
+    idempotence: Option<bool>,
+}
+
+impl Default for ProducerConfigBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! setters {
+    ($( $(#[$doc:meta])* $name:ident: $ty:ty; )*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.c.$name = value;
+                self
+            }
+        )*
+    };
+}
+
+impl ProducerConfigBuilder {
+    /// Every option at its default.
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ProducerConfigBuilder {
+            c: ProducerConfig {
+                bootstrap_servers: Vec::new(),
+                client_id: "kprod".into(),
+                acks: Acks::All,
+                linger: Duration::from_millis(5),
+                batch_size: 1_000_000,
+                compression: CompressionConfig::default(),
+                idempotence: true,
+                max_in_flight: 5,
+                buffer_memory: 64 << 20,
+                buffer_records: 1_000_000,
+                max_block: Duration::from_secs(60),
+                delivery_timeout: Duration::from_secs(120),
+                request_timeout: Duration::from_secs(30),
+                retry_backoff: Duration::from_millis(100),
+                retry_backoff_max: Duration::from_secs(1),
+                metadata_timeout: Duration::from_secs(60),
+                metadata_max_age: Duration::from_secs(300),
+                max_request_size: 1 << 20,
+                io_threads: cores,
+                pin_threads: false,
+                callback_threads: 1,
+                partitioner: BuiltinPartitioner::Murmur2,
+            },
+            compression_level: None,
+            idempotence: None,
+        }
+    }
+
+    /// Maximum throughput: acks from the leader, no idempotence, linger 10 ms, 1 MB batches,
+    /// lz4, 5 requests in flight. Records can be lost if a leader fails before replicating.
+    pub fn for_high_throughput() -> Self {
+        Self::new()
+            .acks(Acks::Leader)
+            .idempotence(false)
+            .linger(Duration::from_millis(10))
+            .batch_size(1_000_000)
+            .compression(Compression::Lz4)
+    }
+
+    /// Lowest latency: linger 0 (send as soon as the I/O thread is free), acks from the leader,
+    /// no idempotence, no compression, 16 KiB batches.
+    pub fn for_low_latency() -> Self {
+        Self::new()
+            .acks(Acks::Leader)
+            .idempotence(false)
+            .linger(Duration::ZERO)
+            .batch_size(16 * 1024)
+            .compression(Compression::None)
+    }
+
+    /// No loss and no duplicates: acks from every in-sync replica, idempotence, at most 5
+    /// requests in flight, retries until the 120 s delivery timeout.
+    pub fn for_reliability() -> Self {
+        Self::new()
+            .acks(Acks::All)
+            .idempotence(true)
+            .max_in_flight(5)
+            .delivery_timeout(Duration::from_secs(120))
+    }
+
+    /// Brokers to bootstrap from, comma-separated `host:port` (no default; required).
+    pub fn bootstrap_servers(mut self, servers: &str) -> Self {
+        self.c.bootstrap_servers = servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self
+    }
+
+    /// Client id sent to brokers. Default `kprod`.
+    pub fn client_id(mut self, id: &str) -> Self {
+        self.c.client_id = id.to_owned();
+        self
+    }
+
+    /// Acknowledgements required. Default [`Acks::All`]. Setting `None` or `Leader` turns
+    /// idempotence off unless it was enabled explicitly (which is then a configuration error).
+    pub fn acks(mut self, acks: Acks) -> Self {
+        self.c.acks = acks;
+        self
+    }
+
+    /// Idempotent production. Default on (with `acks=all` and at most 5 requests in flight, as
+    /// the Java client since 3.0).
+    pub fn idempotence(mut self, on: bool) -> Self {
+        self.idempotence = Some(on);
+        self
+    }
+
+    /// Codec. Default [`Compression::None`].
+    pub fn compression(mut self, codec: Compression) -> Self {
+        self.c.compression.compression = codec;
+        self
+    }
+
+    /// Codec level (gzip 1–9, lz4 1–17, zstd -131072–22). Default: the codec's default (gzip 6,
+    /// zstd 3, lz4 its fast compressor).
+    pub fn compression_level(mut self, level: i32) -> Self {
+        self.compression_level = Some(level);
+        self
+    }
+
+    setters! {
+        /// How long to wait for more records before sending a batch that is not full. Default
+        /// 5 ms.
+        linger: Duration;
+        /// Largest batch in bytes (records before compression). Default 1,000,000 (as
+        /// librdkafka's `batch.size`). At most `max_request_size`.
+        batch_size: usize;
+        /// Most unanswered Produce requests per connection. Default 5; 1–5 with idempotence.
+        max_in_flight: usize;
+        /// Most bytes of records buffered and not yet acknowledged. Default 64 MiB.
+        buffer_memory: usize;
+        /// Most records buffered and not yet acknowledged. Default 1,000,000.
+        buffer_records: usize;
+        /// How long `send` blocks for room in the buffer. Default 60 s.
+        max_block: Duration;
+        /// Bound on the time from `send` to completion. Default 120 s; at least
+        /// `linger + request_timeout`.
+        delivery_timeout: Duration;
+        /// How long to wait for one response. Default 30 s.
+        request_timeout: Duration;
+        /// First retry backoff. Default 100 ms.
+        retry_backoff: Duration;
+        /// Largest retry backoff. Default 1 s.
+        retry_backoff_max: Duration;
+        /// How long to wait for a topic's metadata. Default 60 s.
+        metadata_timeout: Duration;
+        /// Refresh metadata at least this often. Default 5 min.
+        metadata_max_age: Duration;
+        /// Largest Produce request in bytes. Default 1 MiB (1,048,576).
+        max_request_size: usize;
+        /// I/O threads. Default: one per core.
+        io_threads: usize;
+        /// Pin each I/O thread to a core. Default off.
+        pin_threads: bool;
+        /// Threads running delivery callbacks. Default 1.
+        callback_threads: usize;
+        /// Partitioner for records that name no partition. Default murmur2 (Java-compatible).
+        partitioner: BuiltinPartitioner;
+    }
+
+    /// Applies librdkafka / Java property names, e.g. `("linger.ms", "5")`. An unknown key or a
+    /// value that does not parse is an error naming the key.
+    ///
+    /// ```
+    /// use kprod::config::{Acks, ProducerConfigBuilder};
+    /// let c = ProducerConfigBuilder::new()
+    ///     .from_properties([("bootstrap.servers", "b1:9092,b2:9092"), ("acks", "1"),
+    ///                       ("compression.type", "zstd"), ("linger.ms", "20")])?
+    ///     .build()?;
+    /// assert_eq!((c.acks, c.bootstrap_servers.len(), c.idempotence), (Acks::Leader, 2, false));
+    /// let e = ProducerConfigBuilder::new().from_properties([("lingr.ms", "5")]).unwrap_err();
+    /// assert!(e.to_string().contains("lingr.ms"));
+    /// # Ok::<(), kprod::Error>(())
+    /// ```
+    pub fn from_properties<K, V>(
+        mut self,
+        props: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, Error>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (k, v) in props {
+            let (key, value) = (k.as_ref(), v.as_ref().trim());
+            let bad = |why: &str| Error::config(key, format!("{value:?}: {why}"));
+            let num = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| bad("not a non-negative integer"))
+            };
+            let ms = || num().map(Duration::from_millis);
+            let flag = || match value {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(bad("expected true or false")),
+            };
+            self = match key {
+                "bootstrap.servers" | "metadata.broker.list" => self.bootstrap_servers(value),
+                "client.id" => self.client_id(value),
+                "acks" | "request.required.acks" => self.acks(match value {
+                    "0" => Acks::None,
+                    "1" => Acks::Leader,
+                    "all" | "-1" => Acks::All,
+                    _ => return Err(bad("expected 0, 1, all or -1")),
+                }),
+                "enable.idempotence" => self.idempotence(flag()?),
+                "linger.ms" | "queue.buffering.max.ms" => self.linger(ms()?),
+                "batch.size" => self.batch_size(num()? as usize),
+                "compression.type" | "compression.codec" => self.compression(
+                    Compression::from_name(value)
+                        .ok_or_else(|| bad("expected none, gzip, snappy, lz4 or zstd"))?,
+                ),
+                "compression.level"
+                | "compression.gzip.level"
+                | "compression.lz4.level"
+                | "compression.zstd.level" => {
+                    let level = value.parse::<i32>().map_err(|_| bad("not an integer"))?;
+                    // librdkafka's -1 means "the codec's default".
+                    if level == -1 && key == "compression.level" {
+                        self
+                    } else {
+                        self.compression_level(level)
+                    }
+                }
+                "max.in.flight.requests.per.connection" | "max.in.flight" => {
+                    self.max_in_flight(num()? as usize)
+                }
+                "buffer.memory" => self.buffer_memory(num()? as usize),
+                "queue.buffering.max.kbytes" => self.buffer_memory(num()? as usize * 1024),
+                "queue.buffering.max.messages" => self.buffer_records(num()? as usize),
+                "max.block.ms" => self.max_block(ms()?),
+                "delivery.timeout.ms" | "message.timeout.ms" => self.delivery_timeout(ms()?),
+                "request.timeout.ms" => self.request_timeout(ms()?),
+                "retry.backoff.ms" => self.retry_backoff(ms()?),
+                "retry.backoff.max.ms" => self.retry_backoff_max(ms()?),
+                "metadata.max.age.ms" => self.metadata_max_age(ms()?),
+                "max.request.size" | "message.max.bytes" => self.max_request_size(num()? as usize),
+                "partitioner" => {
+                    self.partitioner(BuiltinPartitioner::from_name(value).ok_or_else(|| {
+                        bad("expected murmur2, murmur2_random, consistent or consistent_random")
+                    })?)
+                }
+                _ => return Err(Error::config(key, "unknown property")),
+            };
+        }
+        Ok(self)
+    }
+
+    /// Validates every option and returns the configuration, or an error naming the option.
+    pub fn build(self) -> Result<ProducerConfig, Error> {
+        let mut c = self.c;
+        if c.bootstrap_servers.is_empty() {
+            return Err(Error::config("bootstrap_servers", "no broker given"));
+        }
+        for s in &c.bootstrap_servers {
+            let port = s
+                .rsplit_once(':')
+                .and_then(|(h, p)| (!h.is_empty()).then_some(p));
+            if port
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none_or(|p| p == 0)
+            {
+                return Err(Error::config(
+                    "bootstrap_servers",
+                    format!("{s:?} is not host:port"),
+                ));
+            }
+        }
+        if c.client_id.is_empty() || c.client_id.len() > 255 {
+            return Err(Error::config("client_id", "must be 1-255 bytes"));
+        }
+        c.compression = CompressionConfig::new(c.compression.compression, self.compression_level)
+            .map_err(|e| Error::config("compression_level", e.to_string()))?;
+        for (name, v) in [
+            ("batch_size", c.batch_size),
+            ("max_in_flight", c.max_in_flight),
+            ("buffer_memory", c.buffer_memory),
+            ("buffer_records", c.buffer_records),
+            ("max_request_size", c.max_request_size),
+            ("io_threads", c.io_threads),
+            ("callback_threads", c.callback_threads),
+        ] {
+            if v == 0 {
+                return Err(Error::config(name, "must be at least 1"));
+            }
+        }
+        if c.batch_size > c.max_request_size {
+            return Err(Error::config(
+                "batch_size",
+                format!(
+                    "{} exceeds max_request_size {}",
+                    c.batch_size, c.max_request_size
+                ),
+            ));
+        }
+        if c.max_request_size > c.buffer_memory {
+            return Err(Error::config(
+                "buffer_memory",
+                format!(
+                    "{} is smaller than max_request_size {}",
+                    c.buffer_memory, c.max_request_size
+                ),
+            ));
+        }
+        if c.request_timeout.is_zero() {
+            return Err(Error::config("request_timeout", "must be positive"));
+        }
+        if c.delivery_timeout < c.linger + c.request_timeout {
+            return Err(Error::config(
+                "delivery_timeout",
+                format!(
+                    "{:?} is shorter than linger + request_timeout ({:?})",
+                    c.delivery_timeout,
+                    c.linger + c.request_timeout
+                ),
+            ));
+        }
+        if c.retry_backoff > c.retry_backoff_max {
+            return Err(Error::config("retry_backoff", "exceeds retry_backoff_max"));
+        }
+        // Idempotence: explicit conflicts are errors; the default gives way (as the Java client).
+        c.idempotence = match self.idempotence {
+            Some(true) => {
+                if c.acks != Acks::All {
+                    return Err(Error::config("idempotence", "requires acks=all"));
+                }
+                if c.max_in_flight > 5 {
+                    return Err(Error::config(
+                        "max_in_flight",
+                        "must be at most 5 with idempotence",
+                    ));
+                }
+                true
+            }
+            Some(false) => false,
+            None => c.acks == Acks::All && c.max_in_flight <= 5,
+        };
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ProducerConfigBuilder {
+        ProducerConfigBuilder::new().bootstrap_servers("localhost:9092")
+    }
+
+    fn option_of(e: Error) -> String {
+        match e {
+            Error::Config { option, .. } => option,
+            other => panic!("not a config error: {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = base().build().unwrap();
+        assert_eq!(c.acks, Acks::All);
+        assert!(c.idempotence);
+        assert_eq!(c.max_in_flight, 5);
+        assert_eq!(c.linger, Duration::from_millis(5));
+        assert_eq!(c.compression.compression, Compression::None);
+        assert!(c.io_threads >= 1);
+    }
+
+    #[test]
+    fn invalid_options_are_named() {
+        let cases: Vec<(ProducerConfigBuilder, &str)> = vec![
+            (ProducerConfigBuilder::new(), "bootstrap_servers"),
+            (
+                ProducerConfigBuilder::new().bootstrap_servers("nohost"),
+                "bootstrap_servers",
+            ),
+            (
+                ProducerConfigBuilder::new().bootstrap_servers("h:0"),
+                "bootstrap_servers",
+            ),
+            (base().batch_size(0), "batch_size"),
+            (base().batch_size(2 << 20), "batch_size"),
+            (base().io_threads(0), "io_threads"),
+            (base().buffer_memory(1000), "buffer_memory"),
+            (
+                base().delivery_timeout(Duration::from_secs(1)),
+                "delivery_timeout",
+            ),
+            (
+                base().compression(Compression::Gzip).compression_level(10),
+                "compression_level",
+            ),
+            (
+                base().compression(Compression::Snappy).compression_level(1),
+                "compression_level",
+            ),
+            (base().idempotence(true).acks(Acks::Leader), "idempotence"),
+            (base().idempotence(true).max_in_flight(6), "max_in_flight"),
+            (
+                base().retry_backoff(Duration::from_secs(5)),
+                "retry_backoff",
+            ),
+        ];
+        for (b, want) in cases {
+            assert_eq!(option_of(b.build().unwrap_err()), want);
+        }
+    }
+
+    #[test]
+    fn default_idempotence_gives_way_to_acks_and_in_flight() {
+        assert!(!base().acks(Acks::Leader).build().unwrap().idempotence);
+        assert!(!base().max_in_flight(10).build().unwrap().idempotence);
+        assert!(!base().idempotence(false).build().unwrap().idempotence);
+    }
+
+    #[test]
+    fn presets() {
+        let t = ProducerConfigBuilder::for_high_throughput()
+            .bootstrap_servers("h:1")
+            .build()
+            .unwrap();
+        assert_eq!(
+            (t.acks, t.idempotence, t.compression.compression),
+            (Acks::Leader, false, Compression::Lz4)
+        );
+        let l = ProducerConfigBuilder::for_low_latency()
+            .bootstrap_servers("h:1")
+            .build()
+            .unwrap();
+        assert_eq!((l.linger, l.idempotence), (Duration::ZERO, false));
+        let r = ProducerConfigBuilder::for_reliability()
+            .bootstrap_servers("h:1")
+            .build()
+            .unwrap();
+        assert_eq!((r.acks, r.idempotence), (Acks::All, true));
+    }
+
+    #[test]
+    fn properties() {
+        let c = base()
+            .from_properties([
+                ("linger.ms", "7"),
+                ("compression.codec", "gzip"),
+                ("compression.level", "9"),
+                ("enable.idempotence", "false"),
+                ("queue.buffering.max.kbytes", "4096"),
+                ("partitioner", "consistent_random"),
+                ("message.timeout.ms", "60000"),
+            ])
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.linger, Duration::from_millis(7));
+        assert_eq!(
+            c.compression,
+            CompressionConfig::new(Compression::Gzip, Some(9)).unwrap()
+        );
+        assert_eq!(c.buffer_memory, 4096 * 1024);
+        assert_eq!(c.partitioner, BuiltinPartitioner::Crc32);
+        assert_eq!(c.delivery_timeout, Duration::from_secs(60));
+        assert!(!c.idempotence);
+        for (k, v) in [
+            ("linger.ms", "soon"),
+            ("acks", "2"),
+            ("enable.idempotence", "yes"),
+            ("no.such", "1"),
+        ] {
+            assert_eq!(option_of(base().from_properties([(k, v)]).unwrap_err()), k);
+        }
+    }
+}
