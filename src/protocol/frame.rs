@@ -265,7 +265,7 @@ mod tests {
         let mut wire = Vec::new();
         for i in 0..5u8 {
             let at = begin_frame(&mut wire);
-            wire.extend(std::iter::repeat(i).take(i as usize * 3));
+            wire.extend(std::iter::repeat_n(i, i as usize * 3));
             end_frame(&mut wire, at);
         }
         let mut s = FrameSplitter::new(64);
