@@ -22,8 +22,11 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod partitioner;
 pub mod protocol;
 
+pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
+pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use error::{Deadline, Error};

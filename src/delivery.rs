@@ -1,0 +1,365 @@
+//! Delivery outcomes: [`RecordMetadata`], and the oneshot that carries a record's outcome from
+//! the I/O thread to whoever waits for it.
+//!
+//! Exactly-once completion is enforced by the types: a [`Completer`] is consumed by
+//! [`Completer::complete`], and a completer dropped without completing (an engine shutting down,
+//! a batch discarded) completes its record with [`Error::Closed`] from `Drop`. So every record
+//! handed to the engine gets one outcome — never none, never two.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::Error;
+
+/// Where and when a record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset, or -1 when `acks=0` (the broker does not say).
+    pub offset: i64,
+    /// The record's timestamp (ms since the epoch): its create time, or the broker's append time
+    /// when the topic uses LogAppendTime.
+    pub timestamp: i64,
+}
+
+/// A record's outcome.
+pub type DeliveryResult = Result<RecordMetadata, Error>;
+
+enum State {
+    Pending(Option<Waker>),
+    Done(DeliveryResult),
+    Taken,
+}
+
+struct Slot {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl Slot {
+    fn fulfil(&self, result: DeliveryResult) {
+        let waker = {
+            let mut st = self.state.lock();
+            match std::mem::replace(&mut *st, State::Done(result)) {
+                State::Pending(w) => w,
+                // Unreachable by construction (a Completer completes once); keep the first.
+                other => {
+                    *st = other;
+                    return;
+                }
+            }
+        };
+        self.ready.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// What the engine does with a record's outcome.
+enum Target {
+    /// Wake a [`DeliveryHandle`].
+    Handle(Arc<Slot>),
+    /// Run a callback (the engine's callback pool decides where; see [`Completer::complete`]).
+    Callback(Box<dyn FnOnce(DeliveryResult) + Send>),
+    /// Fire-and-forget: nobody is waiting.
+    Forget,
+}
+
+/// The sending half: completes one record exactly once.
+#[must_use = "dropping a Completer completes its record with Error::Closed"]
+pub struct Completer {
+    target: Option<Target>,
+}
+
+impl std::fmt::Debug for Completer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.target {
+            Some(Target::Handle(_)) => "handle",
+            Some(Target::Callback(_)) => "callback",
+            Some(Target::Forget) => "forget",
+            None => "done",
+        };
+        f.debug_struct("Completer").field("target", &kind).finish()
+    }
+}
+
+impl Completer {
+    /// A completer whose outcome nobody waits for.
+    pub fn forget() -> Self {
+        Completer {
+            target: Some(Target::Forget),
+        }
+    }
+
+    /// A completer that runs `callback` with the outcome.
+    pub fn callback(callback: impl FnOnce(DeliveryResult) + Send + 'static) -> Self {
+        Completer {
+            target: Some(Target::Callback(Box::new(callback))),
+        }
+    }
+
+    /// Whether completing runs a callback (the engine sends those to its callback pool rather
+    /// than running them on an I/O thread).
+    pub fn is_callback(&self) -> bool {
+        matches!(self.target, Some(Target::Callback(_)))
+    }
+
+    /// Delivers the outcome. Callbacks run on the calling thread: the engine calls this from its
+    /// callback pool for callback completers.
+    pub fn complete(mut self, result: DeliveryResult) {
+        self.fire(result);
+    }
+
+    fn fire(&mut self, result: DeliveryResult) {
+        match self.target.take() {
+            Some(Target::Handle(slot)) => slot.fulfil(result),
+            Some(Target::Callback(cb)) => cb(result),
+            Some(Target::Forget) | None => {}
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        if self.target.is_some() {
+            self.fire(Err(Error::Closed));
+        }
+    }
+}
+
+/// The waiting half: a record's outcome, to wait for (blocking) or await (as a
+/// [`Future`], on any executor).
+///
+/// ```
+/// use kprod::delivery::{delivery_channel, RecordMetadata};
+/// let (completer, handle) = delivery_channel();
+/// std::thread::spawn(move || {
+///     completer.complete(Ok(RecordMetadata { topic: "t".into(), partition: 0, offset: 42, timestamp: 0 }))
+/// });
+/// assert_eq!(handle.wait().unwrap().offset, 42);
+/// ```
+#[derive(Debug)]
+pub struct DeliveryHandle {
+    slot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = match &*self.state.lock() {
+            State::Pending(_) => "pending",
+            State::Done(_) => "done",
+            State::Taken => "taken",
+        };
+        f.write_str(st)
+    }
+}
+
+/// A connected completer and handle.
+pub fn delivery_channel() -> (Completer, DeliveryHandle) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State::Pending(None)),
+        ready: Condvar::new(),
+    });
+    (
+        Completer {
+            target: Some(Target::Handle(slot.clone())),
+        },
+        DeliveryHandle { slot },
+    )
+}
+
+impl DeliveryHandle {
+    /// Blocks until the outcome is known.
+    pub fn wait(self) -> DeliveryResult {
+        let mut st = self.slot.state.lock();
+        loop {
+            if let State::Done(_) = &*st {
+                return take(&mut st);
+            }
+            self.slot.ready.wait(&mut st);
+        }
+    }
+
+    /// Blocks at most `timeout`; gives the handle back if the outcome is not known by then.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<DeliveryResult, DeliveryHandle> {
+        let deadline = Instant::now() + timeout;
+        {
+            let mut st = self.slot.state.lock();
+            loop {
+                if let State::Done(_) = &*st {
+                    return Ok(take(&mut st));
+                }
+                if self.slot.ready.wait_until(&mut st, deadline).timed_out() {
+                    if let State::Done(_) = &*st {
+                        return Ok(take(&mut st));
+                    }
+                    break;
+                }
+            }
+        }
+        Err(self)
+    }
+
+    /// The outcome if it is known, without blocking.
+    pub fn try_result(self) -> Result<DeliveryResult, DeliveryHandle> {
+        {
+            let mut st = self.slot.state.lock();
+            if let State::Done(_) = &*st {
+                return Ok(take(&mut st));
+            }
+        }
+        Err(self)
+    }
+
+    /// Whether the outcome is known.
+    pub fn is_done(&self) -> bool {
+        matches!(&*self.slot.state.lock(), State::Done(_))
+    }
+}
+
+fn take(st: &mut State) -> DeliveryResult {
+    match std::mem::replace(st, State::Taken) {
+        State::Done(r) => r,
+        // A handle is consumed when it takes the result, so this cannot happen.
+        _ => Err(Error::Closed),
+    }
+}
+
+impl Future for DeliveryHandle {
+    type Output = DeliveryResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<DeliveryResult> {
+        let mut st = self.slot.state.lock();
+        match &mut *st {
+            State::Done(_) => Poll::Ready(take(&mut st)),
+            State::Pending(w) => {
+                match w {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *w = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            State::Taken => Poll::Ready(Err(Error::Closed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    fn md(offset: i64) -> RecordMetadata {
+        RecordMetadata {
+            topic: "t".into(),
+            partition: 1,
+            offset,
+            timestamp: 5,
+        }
+    }
+
+    #[test]
+    fn wait_across_threads() {
+        let (c, h) = delivery_channel();
+        let t = std::thread::spawn(move || h.wait());
+        c.complete(Ok(md(7)));
+        assert_eq!(t.join().unwrap().unwrap().offset, 7);
+    }
+
+    #[test]
+    fn dropped_completer_fires_closed_exactly_once() {
+        let (c, h) = delivery_channel();
+        drop(c);
+        assert!(matches!(h.wait(), Err(Error::Closed)));
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        let n = calls.clone();
+        let c = Completer::callback(move |r| {
+            assert!(matches!(r, Err(Error::Closed)));
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(c.is_callback());
+        drop(c);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let n = calls.clone();
+        let c = Completer::callback(move |r| {
+            assert!(r.is_ok());
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        c.complete(Ok(md(1))); // consumed: its Drop must not fire again
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn wait_timeout_and_try_result_give_the_handle_back() {
+        let (c, h) = delivery_channel();
+        let h = h.try_result().unwrap_err();
+        let started = Instant::now();
+        let h = h.wait_timeout(Duration::from_millis(20)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(!h.is_done());
+        c.complete(Ok(md(3)));
+        assert!(h.is_done());
+        assert_eq!(h.wait_timeout(Duration::ZERO).unwrap().unwrap().offset, 3);
+    }
+
+    struct CountWake(AtomicUsize);
+    impl Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn future_is_woken_once_completed() {
+        let (c, mut h) = delivery_channel();
+        let wake = Arc::new(CountWake(AtomicUsize::new(0)));
+        let waker = Waker::from(wake.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut h).poll(&mut cx).is_pending());
+        c.complete(Ok(md(9)));
+        assert_eq!(wake.0.load(Ordering::SeqCst), 1);
+        match Pin::new(&mut h).poll(&mut cx) {
+            Poll::Ready(Ok(m)) => assert_eq!(m.offset, 9),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn many_threads_many_handles() {
+        let mut completers = Vec::new();
+        let mut waiters = Vec::new();
+        for i in 0..200 {
+            let (c, h) = delivery_channel();
+            completers.push((i, c));
+            waiters.push(std::thread::spawn(move || h.wait().map(|m| m.offset)));
+        }
+        let t = std::thread::spawn(move || {
+            for (i, c) in completers {
+                if i % 2 == 0 {
+                    c.complete(Ok(md(i)));
+                } // odd ones are dropped: Closed
+            }
+        });
+        t.join().unwrap();
+        for (i, w) in waiters.into_iter().enumerate() {
+            let r = w.join().unwrap();
+            if i % 2 == 0 {
+                assert_eq!(r.unwrap(), i as i64);
+            } else {
+                assert!(matches!(r, Err(Error::Closed)));
+            }
+        }
+    }
+}
