@@ -22,6 +22,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod config;
+pub mod connection;
 pub mod delivery;
 pub mod error;
 pub mod partitioner;
