@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::partitioner::BuiltinPartitioner;
+use std::sync::Arc;
+
+use crate::partitioner::{BuiltinPartitioner, Partitioner};
 use crate::protocol::compression::{Compression, CompressionConfig};
 
 /// How many replicas must have a record before the broker acknowledges it.
@@ -76,8 +78,20 @@ pub struct ProducerConfig {
     pub pin_threads: bool,
     /// Threads running delivery callbacks.
     pub callback_threads: usize,
+    /// Records each partition's ring holds before `send` waits for the I/O thread to drain it.
+    pub queue_capacity: usize,
     /// Partitioner for records without a partition.
     pub partitioner: BuiltinPartitioner,
+}
+
+/// A user partitioner, kept out of the comparable [`ProducerConfig`].
+#[derive(Clone)]
+struct CustomPartitioner(Arc<dyn Partitioner>);
+
+impl std::fmt::Debug for CustomPartitioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomPartitioner")
+    }
 }
 
 /// Builds a [`ProducerConfig`]; [`build`](Self::build) validates every option once and names
@@ -94,13 +108,15 @@ pub struct ProducerConfig {
 ///     .batch_size(1 << 20)
 ///     .max_request_size(2 << 20)
 ///     .compression(Compression::Lz4)
-///     .build()?;
+///     .build_config()?;
 /// assert!(config.idempotence);
 /// # Ok::<(), kprod::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfigBuilder {
     c: ProducerConfig,
+    /// A user-supplied partitioner, if any.
+    custom_partitioner: Option<CustomPartitioner>,
     /// The codec level as given, validated in `build`.
     compression_level: Option<i32>,
     /// Idempotence as set explicitly; `None` means "the default, unless acks/in-flight forbid".
@@ -152,10 +168,12 @@ impl ProducerConfigBuilder {
                 io_threads: cores,
                 pin_threads: false,
                 callback_threads: 1,
+                queue_capacity: 4096,
                 partitioner: BuiltinPartitioner::Murmur2,
             },
             compression_level: None,
             idempotence: None,
+            custom_partitioner: None,
         }
     }
 
@@ -271,6 +289,9 @@ impl ProducerConfigBuilder {
         pin_threads: bool;
         /// Threads running delivery callbacks. Default 1.
         callback_threads: usize;
+        /// Records each partition's ring holds (allocated when the partition is first known).
+        /// Default 4096. The buffer limits still apply across all partitions.
+        queue_capacity: usize;
         /// Partitioner for records that name no partition. Default murmur2 (Java-compatible).
         partitioner: BuiltinPartitioner;
     }
@@ -283,7 +304,7 @@ impl ProducerConfigBuilder {
     /// let c = ProducerConfigBuilder::new()
     ///     .from_properties([("bootstrap.servers", "b1:9092,b2:9092"), ("acks", "1"),
     ///                       ("compression.type", "zstd"), ("linger.ms", "20")])?
-    ///     .build()?;
+    ///     .build_config()?;
     /// assert_eq!((c.acks, c.bootstrap_servers.len(), c.idempotence), (Acks::Leader, 2, false));
     /// let e = ProducerConfigBuilder::new().from_properties([("lingr.ms", "5")]).unwrap_err();
     /// assert!(e.to_string().contains("lingr.ms"));
@@ -363,8 +384,21 @@ impl ProducerConfigBuilder {
         Ok(self)
     }
 
+    /// Places records that name no partition with `partitioner` (a type implementing
+    /// [`Partitioner`], or a closure `Fn(&str, Option<&[u8]>, u32) -> Option<u32>`) instead of
+    /// the built-in one. Default: none (the built-in [`partitioner`](Self::partitioner)).
+    pub fn custom_partitioner(mut self, partitioner: impl Partitioner + 'static) -> Self {
+        self.custom_partitioner = Some(CustomPartitioner(Arc::new(partitioner)));
+        self
+    }
+
+    pub(crate) fn custom_partitioner_ref(&self) -> Option<Arc<dyn Partitioner>> {
+        self.custom_partitioner.as_ref().map(|c| c.0.clone())
+    }
+
     /// Validates every option and returns the configuration, or an error naming the option.
-    pub fn build(self) -> Result<ProducerConfig, Error> {
+    /// ([`build`](Self::build) does this and starts a producer.)
+    pub fn build_config(self) -> Result<ProducerConfig, Error> {
         let mut c = self.c;
         if c.bootstrap_servers.is_empty() {
             return Err(Error::config("bootstrap_servers", "no broker given"));
@@ -396,6 +430,7 @@ impl ProducerConfigBuilder {
             ("max_request_size", c.max_request_size),
             ("io_threads", c.io_threads),
             ("callback_threads", c.callback_threads),
+            ("queue_capacity", c.queue_capacity),
         ] {
             if v == 0 {
                 return Err(Error::config(name, "must be at least 1"));
@@ -473,7 +508,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = base().build().unwrap();
+        let c = base().build_config().unwrap();
         assert_eq!(c.acks, Acks::All);
         assert!(c.idempotence);
         assert_eq!(c.max_in_flight, 5);
@@ -518,22 +553,34 @@ mod tests {
             ),
         ];
         for (b, want) in cases {
-            assert_eq!(option_of(b.build().unwrap_err()), want);
+            assert_eq!(option_of(b.build_config().unwrap_err()), want);
         }
     }
 
     #[test]
     fn default_idempotence_gives_way_to_acks_and_in_flight() {
-        assert!(!base().acks(Acks::Leader).build().unwrap().idempotence);
-        assert!(!base().max_in_flight(10).build().unwrap().idempotence);
-        assert!(!base().idempotence(false).build().unwrap().idempotence);
+        assert!(
+            !base()
+                .acks(Acks::Leader)
+                .build_config()
+                .unwrap()
+                .idempotence
+        );
+        assert!(!base().max_in_flight(10).build_config().unwrap().idempotence);
+        assert!(
+            !base()
+                .idempotence(false)
+                .build_config()
+                .unwrap()
+                .idempotence
+        );
     }
 
     #[test]
     fn presets() {
         let t = ProducerConfigBuilder::for_high_throughput()
             .bootstrap_servers("h:1")
-            .build()
+            .build_config()
             .unwrap();
         assert_eq!(
             (t.acks, t.idempotence, t.compression.compression),
@@ -541,12 +588,12 @@ mod tests {
         );
         let l = ProducerConfigBuilder::for_low_latency()
             .bootstrap_servers("h:1")
-            .build()
+            .build_config()
             .unwrap();
         assert_eq!((l.linger, l.idempotence), (Duration::ZERO, false));
         let r = ProducerConfigBuilder::for_reliability()
             .bootstrap_servers("h:1")
-            .build()
+            .build_config()
             .unwrap();
         assert_eq!((r.acks, r.idempotence), (Acks::All, true));
     }
@@ -564,7 +611,7 @@ mod tests {
                 ("message.timeout.ms", "60000"),
             ])
             .unwrap()
-            .build()
+            .build_config()
             .unwrap();
         assert_eq!(c.linger, Duration::from_millis(7));
         assert_eq!(

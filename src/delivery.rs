@@ -113,6 +113,12 @@ impl Completer {
         matches!(self.target, Some(Target::Callback(_)))
     }
 
+    /// Drops the completer without completing: for a record that was never accepted (the
+    /// caller gets the error from the call instead).
+    pub(crate) fn disarm(mut self) {
+        self.target = None;
+    }
+
     /// Delivers the outcome. Callbacks run on the calling thread: the engine calls this from its
     /// callback pool for callback completers.
     pub fn complete(mut self, result: DeliveryResult) {

@@ -136,6 +136,14 @@ pub enum Error {
     /// The producer is closed.
     #[error("the producer is closed")]
     Closed,
+    /// A typed producer's serializer could not encode a key or value.
+    #[error("{topic}: serialization failed: {reason}")]
+    Serialization {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
     /// A configuration option is invalid.
     #[error("invalid configuration `{option}`: {reason}")]
     Config {
@@ -164,6 +172,24 @@ pub enum Error {
         /// Where.
         at: Location,
     },
+}
+
+impl Location {
+    /// A topic and partition.
+    pub fn at(topic: &str, partition: i32) -> Self {
+        Location {
+            topic: Some(topic.into()),
+            partition: Some(partition),
+        }
+    }
+
+    /// A topic, with no partition chosen.
+    pub fn topic(topic: &str) -> Self {
+        Location {
+            topic: Some(topic.into()),
+            partition: None,
+        }
+    }
 }
 
 impl Error {
@@ -200,6 +226,7 @@ impl Error {
             | Error::InvalidTopic { .. }
             | Error::InvalidPartition { .. }
             | Error::Closed
+            | Error::Serialization { .. }
             | Error::Config { .. } => false,
         }
     }
@@ -221,7 +248,7 @@ impl Error {
     /// The topic the error concerns, if any.
     pub fn topic(&self) -> Option<&str> {
         match self {
-            Error::InvalidTopic { topic, .. } => Some(topic),
+            Error::InvalidTopic { topic, .. } | Error::Serialization { topic, .. } => Some(topic),
             _ => self.location()?.topic.as_deref(),
         }
     }

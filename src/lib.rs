@@ -24,10 +24,23 @@
 pub mod config;
 pub mod connection;
 pub mod delivery;
+mod engine;
 pub mod error;
+pub mod metrics;
 pub mod partitioner;
+mod producer;
 pub mod protocol;
+pub mod record;
+pub mod serializer;
 
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use error::{Deadline, Error};
+pub use metrics::MetricsSnapshot;
+pub use producer::{ProduceAllResults, Producer, SendError, TypedProducer};
+pub use protocol::compression::Compression;
+pub use protocol::record_batch::Header;
+pub use record::{Payload, ProducerRecord};
+
+/// The builder [`Producer::builder`] returns.
+pub type ProducerBuilder = ProducerConfigBuilder;

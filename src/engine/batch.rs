@@ -1,0 +1,454 @@
+//! The batch builder: records drained from a partition's ring become RecordBatches here.
+//!
+//! [`Accumulator`] is one partition's producer-side state, without sockets or clocks (time comes
+//! in as `now`): the open batch being filled, the closed batches waiting to be sent (retries
+//! first, in sequence order), how many are in flight, and the next idempotent sequence number.
+//! The I/O thread that owns the partition's leader drives it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::delivery::{Completer, DeliveryResult, RecordMetadata};
+use crate::error::Error;
+use crate::protocol::compression::Compressor;
+use crate::protocol::record_batch::{
+    estimated_record_size, BatchHeader, Header, RecordBatchBuilder,
+};
+
+/// A RecordBatch's fixed header, which every batch carries.
+pub(crate) const BATCH_OVERHEAD: usize = 61;
+/// How much a record's encoding can exceed [`estimated_record_size`] (timestamp and offset
+/// deltas).
+const DELTA_SLACK: usize = 14;
+
+/// A record in a partition's ring, as the caller enqueued it.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+    /// Create time, ms since the epoch.
+    pub timestamp: i64,
+    pub completer: Completer,
+    /// Bytes reserved from the producer's buffer for it.
+    pub reserved: usize,
+}
+
+impl PendingRecord {
+    /// The size a record counts for in the buffer: its encoding, bounded above.
+    pub fn buffer_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+        estimated_record_size(key, value, headers) + DELTA_SLACK
+    }
+}
+
+/// Producer id, epoch and whether to number batches (idempotence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerIds {
+    pub producer_id: i64,
+    pub epoch: i16,
+}
+
+impl ProducerIds {
+    /// No idempotence.
+    pub const NONE: ProducerIds = ProducerIds {
+        producer_id: -1,
+        epoch: -1,
+    };
+    pub fn idempotent(self) -> bool {
+        self.producer_id >= 0
+    }
+}
+
+/// A closed batch: the encoded RecordBatch and one completer per record.
+#[derive(Debug)]
+pub(crate) struct ProducerBatch {
+    pub bytes: Bytes,
+    pub completers: Vec<Completer>,
+    pub timestamps: Vec<i64>,
+    pub reserved: usize,
+    pub base_sequence: i32,
+    pub ids: ProducerIds,
+    /// When its first record was drained from the ring: the delivery timeout runs from here.
+    pub created: Instant,
+    /// Sends so far.
+    pub attempts: u32,
+    /// Not before this (retry backoff).
+    pub not_before: Option<Instant>,
+    /// The last retriable failure, reported if the batch then times out.
+    pub last_error: Option<Error>,
+}
+
+impl ProducerBatch {
+    pub fn record_count(&self) -> usize {
+        self.completers.len()
+    }
+
+    /// Completes every record: success from `base_offset` (offset -1 when unknown, as with
+    /// acks=0), timestamps from the batch or the broker's append time; or the same error for
+    /// each. `deliver` routes each completion (inline, or to the callback pool).
+    pub fn complete(
+        self,
+        topic: &Arc<str>,
+        partition: i32,
+        outcome: Result<(i64, Option<i64>), Error>,
+        deliver: &mut dyn FnMut(Completer, DeliveryResult),
+    ) {
+        match outcome {
+            Ok((base_offset, append_time)) => {
+                for (i, (c, ts)) in self.completers.into_iter().zip(self.timestamps).enumerate() {
+                    let offset = if base_offset < 0 {
+                        -1
+                    } else {
+                        base_offset + i as i64
+                    };
+                    deliver(
+                        c,
+                        Ok(RecordMetadata {
+                            topic: topic.clone(),
+                            partition,
+                            offset,
+                            timestamp: append_time.unwrap_or(ts),
+                        }),
+                    );
+                }
+            }
+            Err(e) => {
+                for c in self.completers {
+                    deliver(c, Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Why [`Accumulator::close_if_due`] closes the open batch regardless of linger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    /// Linger applies.
+    Normal,
+    /// A flush or close is waiting: send what there is.
+    Flush,
+}
+
+/// One partition's batches on the producer side.
+#[derive(Debug, Default)]
+pub(crate) struct Accumulator {
+    builder: RecordBatchBuilder,
+    completers: Vec<Completer>,
+    timestamps: Vec<i64>,
+    reserved: usize,
+    /// When the open batch got its first record.
+    open_since: Option<Instant>,
+    /// Closed batches waiting to be sent, lowest sequence first.
+    pub ready: VecDeque<ProducerBatch>,
+    /// Batches sent and not yet answered.
+    pub in_flight: usize,
+    next_sequence: i32,
+    /// Capacity hint for the next batch's buffer (the last batch's size).
+    last_batch_len: usize,
+}
+
+impl Accumulator {
+    /// Records in the open batch.
+    pub fn open_len(&self) -> usize {
+        self.completers.len()
+    }
+
+    /// Adds a record to the open batch, first closing it if the record would take it past
+    /// `batch_size` (a record larger than `batch_size` gets a batch of its own).
+    pub fn append(
+        &mut self,
+        r: PendingRecord,
+        now: Instant,
+        batch_size: usize,
+        ids: ProducerIds,
+        compressor: &mut Compressor,
+    ) -> std::io::Result<()> {
+        let size = r.reserved;
+        if !self.builder.is_empty() && self.builder.size_uncompressed() + size > batch_size {
+            self.close(ids, compressor)?;
+        }
+        if self.open_since.is_none() {
+            self.open_since = Some(now);
+        }
+        self.builder.append(
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        );
+        self.completers.push(r.completer);
+        self.timestamps.push(r.timestamp);
+        self.reserved += r.reserved;
+        Ok(())
+    }
+
+    /// When the open batch is due by linger.
+    pub fn linger_deadline(&self, linger: Duration) -> Option<Instant> {
+        self.open_since.map(|t| t + linger)
+    }
+
+    /// Closes the open batch if linger has passed (or `urgency` says not to wait). Returns
+    /// whether it closed one.
+    pub fn close_if_due(
+        &mut self,
+        now: Instant,
+        linger: Duration,
+        urgency: Urgency,
+        ids: ProducerIds,
+        compressor: &mut Compressor,
+    ) -> std::io::Result<bool> {
+        match self.open_since {
+            Some(t) if urgency == Urgency::Flush || now >= t + linger => {
+                self.close(ids, compressor)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Finishes the open batch (compressing it) and queues it for sending, numbering it when
+    /// `ids` is idempotent.
+    pub fn close(&mut self, ids: ProducerIds, compressor: &mut Compressor) -> std::io::Result<()> {
+        let Some(created) = self.open_since.take() else {
+            return Ok(());
+        };
+        let count = self.completers.len() as i32;
+        let base_sequence = if ids.idempotent() {
+            let s = self.next_sequence;
+            // Sequences wrap from i32::MAX to 0, as in the Java client.
+            self.next_sequence =
+                ((i64::from(s) + i64::from(count)) % (i64::from(i32::MAX) + 1)) as i32;
+            s
+        } else {
+            -1
+        };
+        let header = BatchHeader {
+            producer_id: ids.producer_id,
+            producer_epoch: ids.epoch,
+            base_sequence,
+            ..BatchHeader::default()
+        };
+        let mut out = Vec::with_capacity(self.last_batch_len.max(self.builder.size_uncompressed()));
+        if let Err(e) = self.builder.finish(&header, compressor, &mut out) {
+            // Undo the numbering: nothing was queued.
+            if ids.idempotent() {
+                self.next_sequence = base_sequence;
+            }
+            self.open_since = Some(created);
+            return Err(e);
+        }
+        self.last_batch_len = out.len();
+        let cap = self.completers.len();
+        self.ready.push_back(ProducerBatch {
+            bytes: Bytes::from(out),
+            completers: std::mem::replace(&mut self.completers, Vec::with_capacity(cap)),
+            timestamps: std::mem::replace(&mut self.timestamps, Vec::with_capacity(cap)),
+            reserved: std::mem::take(&mut self.reserved),
+            base_sequence,
+            ids,
+            created,
+            attempts: 0,
+            not_before: None,
+            last_error: None,
+        });
+        Ok(())
+    }
+
+    /// Puts a batch back for another attempt, in sequence order ahead of newer batches.
+    pub fn requeue(&mut self, mut batch: ProducerBatch, not_before: Instant, why: Error) {
+        batch.not_before = Some(not_before);
+        batch.last_error = Some(why);
+        let pos = if batch.ids.idempotent() {
+            self.ready
+                .iter()
+                .position(|b| b.ids == batch.ids && b.base_sequence > batch.base_sequence)
+                .unwrap_or(self.ready.len())
+        } else {
+            0
+        };
+        self.ready.insert(pos, batch);
+    }
+
+    /// The batch to send next, if it may go at `now`.
+    pub fn sendable(&self, now: Instant) -> Option<&ProducerBatch> {
+        self.ready
+            .front()
+            .filter(|b| b.not_before.is_none_or(|t| now >= t))
+    }
+
+    /// The earliest time something here needs attention: linger, a retry backoff, or a
+    /// waiting batch's delivery timeout.
+    pub fn next_deadline(&self, linger: Duration, delivery_timeout: Duration) -> Option<Instant> {
+        let ready = self.ready.front().map(|b| {
+            b.not_before
+                .unwrap_or(b.created + delivery_timeout)
+                .min(b.created + delivery_timeout)
+        });
+        [self.linger_deadline(linger), ready]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Removes the waiting batches (not in flight) whose delivery timeout has passed.
+    pub fn expire(&mut self, now: Instant, delivery_timeout: Duration) -> Vec<ProducerBatch> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.ready.len() {
+            if now >= self.ready[i].created + delivery_timeout {
+                out.extend(self.ready.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Takes every record and batch here (for shutdown): the open batch's completers and the
+    /// waiting batches. Returns (completers, reserved bytes).
+    pub fn drain_all(&mut self) -> (Vec<Completer>, usize) {
+        let mut cs: Vec<Completer> = self.completers.drain(..).collect();
+        let mut reserved = std::mem::take(&mut self.reserved);
+        self.timestamps.clear();
+        self.open_since = None;
+        // Reset the builder by finishing into a scratch buffer without a codec.
+        self.builder = RecordBatchBuilder::new();
+        for b in self.ready.drain(..) {
+            reserved += b.reserved;
+            cs.extend(b.completers);
+        }
+        (cs, reserved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::delivery_channel;
+    use crate::protocol::compression::{Compression, CompressionConfig};
+    use crate::protocol::record_batch::decode_record_batches;
+
+    fn rec(v: &str) -> (PendingRecord, crate::delivery::DeliveryHandle) {
+        let (c, h) = delivery_channel();
+        let value = Bytes::copy_from_slice(v.as_bytes());
+        (
+            PendingRecord {
+                reserved: PendingRecord::buffer_size(None, Some(&value), &[]),
+                key: None,
+                value: Some(value),
+                headers: vec![],
+                timestamp: 1000,
+                completer: c,
+            },
+            h,
+        )
+    }
+
+    fn none() -> Compressor {
+        Compressor::new(CompressionConfig::new(Compression::None, None).unwrap())
+    }
+
+    const IDS: ProducerIds = ProducerIds {
+        producer_id: 7,
+        epoch: 1,
+    };
+
+    #[test]
+    fn linger_then_close_numbers_batches() {
+        let t0 = Instant::now();
+        let linger = Duration::from_millis(5);
+        let mut a = Accumulator::default();
+        let mut c = none();
+        let mut handles = vec![];
+        for i in 0..3 {
+            let (r, h) = rec(&format!("v{i}"));
+            handles.push(h);
+            a.append(r, t0, 1 << 20, IDS, &mut c).unwrap();
+        }
+        assert_eq!(a.linger_deadline(linger), Some(t0 + linger));
+        assert!(!a
+            .close_if_due(
+                t0 + Duration::from_millis(4),
+                linger,
+                Urgency::Normal,
+                IDS,
+                &mut c
+            )
+            .unwrap());
+        assert!(a
+            .close_if_due(t0 + linger, linger, Urgency::Normal, IDS, &mut c)
+            .unwrap());
+        let (r, _h) = rec("next");
+        a.append(r, t0, 1 << 20, IDS, &mut c).unwrap();
+        assert!(a
+            .close_if_due(t0, linger, Urgency::Flush, IDS, &mut c)
+            .unwrap());
+        assert_eq!(a.ready.len(), 2);
+        assert_eq!((a.ready[0].base_sequence, a.ready[1].base_sequence), (0, 3));
+        let decoded = decode_record_batches(&a.ready[0].bytes, 1 << 20).unwrap();
+        assert_eq!(decoded[0].producer_id, 7);
+        assert_eq!(decoded[0].records.len(), 3);
+        assert_eq!(decoded[0].records[2].value.as_deref(), Some(&b"v2"[..]));
+        // Completing fires each record's handle once, offsets counting from the base.
+        let topic: Arc<str> = "t".into();
+        let b = a.ready.pop_front().unwrap();
+        b.complete(&topic, 4, Ok((100, None)), &mut |c, r| c.complete(r));
+        let offsets: Vec<i64> = handles
+            .into_iter()
+            .map(|h| h.wait().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, vec![100, 101, 102]);
+    }
+
+    #[test]
+    fn full_batch_closes_before_append() {
+        let t0 = Instant::now();
+        let mut a = Accumulator::default();
+        let mut c = none();
+        let mut hs = vec![];
+        for _ in 0..10 {
+            let (r, h) = rec(&"x".repeat(100));
+            hs.push(h);
+            a.append(r, t0, 350, ProducerIds::NONE, &mut c).unwrap();
+        }
+        // 100-byte values take ~110 bytes each: three fit under 350 with the header.
+        assert!(a.ready.len() >= 3);
+        assert!(a
+            .ready
+            .iter()
+            .all(|b| b.bytes.len() <= 350 + BATCH_OVERHEAD));
+        assert!(a.ready.iter().all(|b| b.base_sequence == -1));
+        let total: usize = a.ready.iter().map(|b| b.record_count()).sum::<usize>() + a.open_len();
+        assert_eq!(total, 10);
+    }
+
+    #[test]
+    fn requeue_keeps_sequence_order_and_expiry() {
+        let t0 = Instant::now();
+        let mut a = Accumulator::default();
+        let mut c = none();
+        for i in 0..3 {
+            let (r, _h) = rec("v");
+            a.append(r, t0 + Duration::from_millis(i), 1 << 20, IDS, &mut c)
+                .unwrap();
+            a.close(IDS, &mut c).unwrap();
+        }
+        // Batches 0 and 1 are sent; 1 fails and comes back, ahead of 2.
+        let b0 = a.ready.pop_front().unwrap();
+        let b1 = a.ready.pop_front().unwrap();
+        drop(b0);
+        a.requeue(b1, t0 + Duration::from_millis(100), Error::Closed);
+        assert_eq!(a.ready[0].base_sequence, 1);
+        assert_eq!(a.ready[1].base_sequence, 2);
+        assert!(a.sendable(t0).is_none(), "backoff holds the partition");
+        assert!(a.sendable(t0 + Duration::from_millis(100)).is_some());
+        let expired = a.expire(t0 + Duration::from_millis(1001), Duration::from_secs(1));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].base_sequence, 1);
+        assert_eq!(a.ready.len(), 1);
+    }
+}

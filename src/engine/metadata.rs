@@ -1,0 +1,204 @@
+//! Applying a Metadata response to the topic table: brokers' addresses, partitions (created
+//! with their rings when first seen), leaders; then placing the records that waited for it.
+//! No sockets here; time comes in as `now`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering::*};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam::queue::ArrayQueue;
+use parking_lot::Mutex;
+
+use super::batch::Accumulator;
+use super::{PartitionState, Shared, TopicState, Unplaced};
+use crate::delivery::{Completer, DeliveryResult};
+use crate::error::{Deadline, Error, Location};
+use crate::protocol::messages::metadata::MetadataResponse;
+use crate::protocol::ErrorCode;
+
+/// What applying a response changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// Topics still without partitions (retry soon).
+    pub unresolved: usize,
+    /// Whether any leader or partition changed.
+    pub changed: bool,
+}
+
+impl Shared {
+    /// Updates brokers, partitions and leaders from `resp`.
+    pub(crate) fn apply_metadata(&self, resp: &MetadataResponse) -> Applied {
+        let mut applied = Applied::default();
+        if !resp.brokers.is_empty() {
+            let brokers: HashMap<i32, String> = resp
+                .brokers
+                .iter()
+                .map(|b| (b.node_id, format!("{}:{}", b.host, b.port)))
+                .collect();
+            if **self.brokers.load() != brokers {
+                self.brokers.store(Arc::new(brokers));
+                applied.changed = true;
+            }
+        }
+        let topics = self.topics.load();
+        for mt in &resp.topics {
+            let Some(t) = mt.name.as_deref().and_then(|n| topics.get(n)) else {
+                continue;
+            };
+            let code = ErrorCode(mt.error_code);
+            if code != ErrorCode::NONE || mt.partitions.is_empty() {
+                *t.error.lock() = Some(if code == ErrorCode::NONE {
+                    ErrorCode::LEADER_NOT_AVAILABLE
+                } else {
+                    code
+                });
+                if t.partitions.load().is_none() {
+                    applied.unresolved += 1;
+                }
+                continue;
+            }
+            *t.error.lock() = None;
+            let count = mt
+                .partitions
+                .iter()
+                .map(|p| p.partition_index + 1)
+                .max()
+                .unwrap_or(0)
+                .max(0) as usize;
+            let current = t.partitions.load_full();
+            let have = current.as_ref().map_or(0, |v| v.len());
+            let parts = if count > have {
+                let mut v: Vec<Arc<PartitionState>> =
+                    current.as_ref().map(|v| v.to_vec()).unwrap_or_default();
+                for p in have..count {
+                    v.push(self.new_partition(t, p as i32));
+                }
+                t.partition_count.store(count as u32, SeqCst);
+                applied.changed = true;
+                Some(Arc::new(v))
+            } else {
+                None
+            };
+            let list = parts.clone().or(current).expect("count > 0");
+            for mp in &mt.partitions {
+                if let Some(p) = list.get(mp.partition_index as usize) {
+                    let leader = if mp.error_code == 0 || mp.leader_id >= 0 {
+                        mp.leader_id
+                    } else {
+                        -1
+                    };
+                    if p.leader.swap(leader, SeqCst) != leader {
+                        applied.changed = true;
+                    }
+                }
+            }
+            if let Some(v) = parts {
+                t.partitions.store(Some(v));
+            }
+        }
+        if applied.changed {
+            self.metadata_version.fetch_add(1, SeqCst);
+        }
+        applied
+    }
+
+    fn new_partition(&self, t: &TopicState, partition: i32) -> Arc<PartitionState> {
+        Arc::new(PartitionState {
+            topic: t.name.clone(),
+            partition,
+            ring: ArrayQueue::new(self.config.queue_capacity),
+            leader: AtomicI32::new(-1),
+            sticky: t.sticky.clone(),
+            partition_count: t.partition_count.clone(),
+            acc: Mutex::new(Accumulator::default()),
+        })
+    }
+
+    /// Places records that waited for their topic's metadata; fails those that waited longer
+    /// than the metadata timeout (or the delivery timeout, if shorter). Returns the earliest
+    /// time a still-waiting record expires.
+    pub(crate) fn place_pending(
+        &self,
+        now: Instant,
+        deliver: &mut dyn FnMut(Completer, DeliveryResult),
+    ) -> Option<Instant> {
+        let wait = self
+            .config
+            .metadata_timeout
+            .min(self.config.delivery_timeout);
+        let mut next = None;
+        for t in self.topics.load().values() {
+            let mut q = t.pending.lock();
+            if q.is_empty() {
+                continue;
+            }
+            if let Some(parts) = t.partitions.load_full() {
+                // In order; a full ring leaves the rest for the next pass.
+                while let Some(u) = q.pop_front() {
+                    let Unplaced {
+                        since,
+                        partition,
+                        record,
+                    } = u;
+                    let reserved = record.reserved;
+                    let p = match self.place(t, &parts, partition, record.key.as_deref()) {
+                        Ok(p) => &parts[p],
+                        Err(e) => {
+                            deliver(record.completer, Err(e));
+                            self.release(1, reserved);
+                            continue;
+                        }
+                    };
+                    match p.ring.push(record) {
+                        Ok(()) => self.pushed(p),
+                        Err(record) => {
+                            q.push_front(Unplaced {
+                                since,
+                                partition,
+                                record,
+                            });
+                            self.pushed(p);
+                            next = Some(now);
+                            break;
+                        }
+                    }
+                }
+                if q.is_empty() {
+                    t.has_pending.store(false, SeqCst);
+                }
+                continue;
+            }
+            while let Some(u) = q.front() {
+                if now < u.since + wait {
+                    next = Some(u.since + wait);
+                    break;
+                }
+                let u = q.pop_front().expect("front exists");
+                if q.is_empty() {
+                    t.has_pending.store(false, SeqCst);
+                }
+                let e = match *t.error.lock() {
+                    Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => Error::UnknownTopic {
+                        at: Location::topic(&t.name),
+                    },
+                    Some(code) if code != ErrorCode::LEADER_NOT_AVAILABLE => Error::Kafka {
+                        code,
+                        message: None,
+                        at: Location::topic(&t.name),
+                    },
+                    _ => self.timeout(Deadline::Metadata, Location::topic(&t.name)),
+                };
+                let reserved = u.record.reserved;
+                deliver(u.record.completer, Err(e));
+                self.release(1, reserved);
+            }
+        }
+        next
+    }
+
+    /// Topic names to ask metadata for (every topic in use).
+    pub(crate) fn topic_names(&self) -> Vec<String> {
+        self.topics.load().keys().map(|k| k.to_string()).collect()
+    }
+}

@@ -1,0 +1,518 @@
+//! The producer engine: the state callers and I/O threads share, and the send path.
+//!
+//! ```text
+//!  caller ──send──► topic table (ArcSwap, lock-free read) ──► partition ring (ArrayQueue)
+//!                        │ unknown topic                              │ drained by the I/O
+//!                        ▼                                            ▼ thread owning the leader
+//!                  pending queue ──(metadata arrives)──►   batch::Accumulator ──► Produce
+//!                                                                                   │
+//!  DeliveryHandle / callback pool / nothing  ◄──────── completions ◄── response ◄───┘
+//! ```
+//!
+//! - [`batch`]: the batch builder (sans-IO).
+//! - [`io`]: the I/O threads (the only module that touches sockets).
+//! - [`metadata`]: applying Metadata responses to the topic table (sans-IO).
+//! - [`callbacks`]: the callback pool.
+
+// The send path's error hands the record back with the reason; that path is cold, so a large
+// `Err` costs nothing where it matters.
+#![allow(clippy::result_large_err)]
+
+pub(crate) mod batch;
+pub(crate) mod callbacks;
+pub(crate) mod io;
+pub(crate) mod metadata;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use crossbeam::queue::ArrayQueue;
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::ProducerConfig;
+use crate::delivery::Completer;
+use crate::error::{validate_topic, Deadline, Error, Location};
+use crate::metrics::Metrics;
+use crate::partitioner::Partitioner;
+use crate::protocol::ErrorCode;
+
+use batch::{Accumulator, PendingRecord, ProducerIds};
+
+/// Keyless-record placement shared by a topic's partitions (KIP-480 sticky partitioning).
+#[derive(Debug)]
+pub(crate) struct Sticky {
+    pub current: AtomicU32,
+}
+
+impl Sticky {
+    /// Moves keyless records off `from` after its batch closed (if they were still on it).
+    pub fn rotate(&self, from: u32, partition_count: u32, random: u64) {
+        if partition_count > 1 {
+            let step = 1 + (random % u64::from(partition_count - 1)) as u32;
+            let next = (from + step) % partition_count;
+            let _ = self.current.compare_exchange(from, next, Relaxed, Relaxed);
+        }
+    }
+}
+
+/// One partition: its ring (callers push, the owning I/O thread pops) and its batches.
+pub(crate) struct PartitionState {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub ring: ArrayQueue<PendingRecord>,
+    /// The leader's broker id, -1 while unknown.
+    pub leader: AtomicI32,
+    pub sticky: Arc<Sticky>,
+    pub partition_count: Arc<AtomicU32>,
+    /// Batch state; locked only by I/O threads (the owner, and whoever gets its responses).
+    pub acc: Mutex<Accumulator>,
+}
+
+impl std::fmt::Debug for PartitionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// A record waiting for its topic's metadata.
+pub(crate) struct Unplaced {
+    pub since: Instant,
+    pub partition: Option<i32>,
+    pub record: PendingRecord,
+}
+
+/// One topic.
+pub(crate) struct TopicState {
+    pub name: Arc<str>,
+    /// Known once metadata arrives.
+    pub partitions: ArcSwapOption<Vec<Arc<PartitionState>>>,
+    pub partition_count: Arc<AtomicU32>,
+    pub sticky: Arc<Sticky>,
+    /// Records sent before the topic's metadata was known (and, to keep order, those sent
+    /// while earlier ones still wait here).
+    pub pending: Mutex<VecDeque<Unplaced>>,
+    /// Whether `pending` is non-empty (changed under its lock).
+    pub has_pending: AtomicBool,
+    /// The last error metadata gave for the topic.
+    pub error: Mutex<Option<ErrorCode>>,
+}
+
+/// Flush waiters and space waiters park here.
+#[derive(Default)]
+struct Signal {
+    lock: Mutex<()>,
+    cv: Condvar,
+    waiters: AtomicUsize,
+}
+
+impl Signal {
+    fn notify(&self) {
+        if self.waiters.load(SeqCst) > 0 {
+            let _g = self.lock.lock();
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits until `ready()` or `deadline`; returns `ready()`'s last answer.
+    fn wait_until(&self, deadline: Instant, mut ready: impl FnMut() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let mut g = self.lock.lock();
+        self.waiters.fetch_add(1, SeqCst);
+        let ok = loop {
+            if ready() {
+                break true;
+            }
+            if self.cv.wait_until(&mut g, deadline).timed_out() {
+                break ready();
+            }
+        };
+        self.waiters.fetch_sub(1, SeqCst);
+        ok
+    }
+}
+
+/// State shared by callers and I/O threads.
+pub(crate) struct Shared {
+    pub config: ProducerConfig,
+    pub partitioner: Arc<dyn Partitioner>,
+    pub topics: ArcSwap<HashMap<Arc<str>, Arc<TopicState>>>,
+    topics_write: Mutex<()>,
+    /// Broker id → `host:port`.
+    pub brokers: ArcSwap<HashMap<i32, String>>,
+    /// Bumped whenever leaders or partitions change.
+    pub metadata_version: AtomicU64,
+    pub metadata_wanted: AtomicBool,
+    pub io: Vec<io::ThreadWake>,
+    pub ids: Mutex<ProducerIds>,
+    pub ids_ready: AtomicBool,
+    buffered_bytes: AtomicUsize,
+    buffered_records: AtomicUsize,
+    space: Signal,
+    done: Signal,
+    pub flushing: AtomicUsize,
+    pub closing: AtomicBool,
+    /// Threads stop now; what is left fails with this.
+    pub abort: AtomicBool,
+    pub abort_error: Mutex<Option<Error>>,
+    pub metrics: Arc<Metrics>,
+    /// Ring occupancy at which a caller wakes a thread that is waiting out a linger.
+    pub wake_threshold: usize,
+}
+
+impl Shared {
+    pub fn new(
+        config: ProducerConfig,
+        partitioner: Arc<dyn Partitioner>,
+        io: Vec<io::ThreadWake>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let wake_threshold = (config.queue_capacity / 2).max(1);
+        Shared {
+            config,
+            partitioner,
+            topics: ArcSwap::from_pointee(HashMap::new()),
+            topics_write: Mutex::new(()),
+            brokers: ArcSwap::from_pointee(HashMap::new()),
+            metadata_version: AtomicU64::new(0),
+            metadata_wanted: AtomicBool::new(false),
+            io,
+            ids: Mutex::new(ProducerIds::NONE),
+            ids_ready: AtomicBool::new(false),
+            buffered_bytes: AtomicUsize::new(0),
+            buffered_records: AtomicUsize::new(0),
+            space: Signal::default(),
+            done: Signal::default(),
+            flushing: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            abort_error: Mutex::new(None),
+            metrics,
+            wake_threshold,
+        }
+    }
+
+    /// Which I/O thread drives partitions led by `leader` (leaderless ones: thread 0, which
+    /// expires their records).
+    pub fn owner_of(&self, leader: i32) -> usize {
+        if leader < 0 {
+            0
+        } else {
+            leader as usize % self.io.len()
+        }
+    }
+
+    /// Records enqueued and not yet completed.
+    pub fn outstanding(&self) -> usize {
+        self.buffered_records.load(SeqCst)
+    }
+
+    /// Wakes every I/O thread (flush, close, metadata changes).
+    pub fn wake_all(&self) {
+        for t in &self.io {
+            t.wake();
+        }
+    }
+
+    /// Asks thread 0 for a metadata refresh.
+    pub fn request_metadata(&self) {
+        self.metadata_wanted.store(true, SeqCst);
+        self.io[0].wake();
+    }
+
+    fn try_reserve(&self, bytes: usize) -> bool {
+        let b = self.buffered_bytes.fetch_add(bytes, SeqCst);
+        let r = self.buffered_records.fetch_add(1, SeqCst);
+        if b + bytes > self.config.buffer_memory || r >= self.config.buffer_records {
+            self.buffered_bytes.fetch_sub(bytes, SeqCst);
+            self.buffered_records.fetch_sub(1, SeqCst);
+            self.space.notify();
+            return false;
+        }
+        true
+    }
+
+    /// Reserves room for one record of `bytes`, waiting until `deadline` (None: not at all).
+    fn reserve(&self, bytes: usize, deadline: Option<Instant>) -> bool {
+        if self.try_reserve(bytes) {
+            return true;
+        }
+        match deadline {
+            None => false,
+            Some(d) => {
+                self.space
+                    .wait_until(d, || self.try_reserve(bytes) || self.abort.load(SeqCst))
+                    && !self.abort.load(SeqCst)
+            }
+        }
+    }
+
+    /// Gives back `records` records' `bytes` (they completed).
+    pub fn release(&self, records: usize, bytes: usize) {
+        if records == 0 {
+            return;
+        }
+        self.buffered_bytes.fetch_sub(bytes, SeqCst);
+        let left = self.buffered_records.fetch_sub(records, SeqCst) - records;
+        self.space.notify();
+        if left == 0 {
+            self.done.notify();
+        }
+    }
+
+    /// Ring slots were freed: callers blocked on a full ring may go on.
+    pub fn ring_drained(&self) {
+        self.space.notify();
+    }
+
+    /// Waits until nothing is outstanding, or `deadline`.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        self.done.wait_until(deadline, || self.outstanding() == 0)
+    }
+
+    /// The topic's state, created (waiting for metadata) on first use.
+    fn topic(&self, name: &str) -> Result<Arc<TopicState>, Error> {
+        if let Some(t) = self.topics.load().get(name) {
+            return Ok(t.clone());
+        }
+        validate_topic(name)?;
+        let _w = self.topics_write.lock();
+        let current = self.topics.load_full();
+        if let Some(t) = current.get(name) {
+            return Ok(t.clone());
+        }
+        let name: Arc<str> = name.into();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let t = Arc::new(TopicState {
+            name: name.clone(),
+            partitions: ArcSwapOption::empty(),
+            partition_count: Arc::new(AtomicU32::new(0)),
+            sticky: Arc::new(Sticky {
+                current: AtomicU32::new(seed),
+            }),
+            pending: Mutex::new(VecDeque::new()),
+            has_pending: AtomicBool::new(false),
+            error: Mutex::new(None),
+        });
+        let mut next = (*current).clone();
+        next.insert(name, t.clone());
+        self.topics.store(Arc::new(next));
+        drop(_w);
+        self.request_metadata();
+        Ok(t)
+    }
+
+    /// Chooses the partition for a record when the topic has `parts`.
+    fn place(
+        &self,
+        topic: &TopicState,
+        parts: &[Arc<PartitionState>],
+        explicit: Option<i32>,
+        key: Option<&[u8]>,
+    ) -> Result<usize, Error> {
+        let n = parts.len() as u32;
+        let p = match explicit {
+            Some(p) => p,
+            None => match self.partitioner.partition(&topic.name, key, n) {
+                Some(p) => p as i32,
+                None => (topic.sticky.current.load(Relaxed) % n) as i32,
+            },
+        };
+        if p < 0 || p as u32 >= n {
+            return Err(Error::InvalidPartition {
+                partition_count: n,
+                at: Location::at(&topic.name, p),
+            });
+        }
+        Ok(p as usize)
+    }
+
+    /// The send path: reserve buffer room, place the record, push it on its partition's ring
+    /// (or the topic's pending queue) and wake the owning thread if it is parked. On failure
+    /// the record comes back with the error.
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        explicit: Option<i32>,
+        record: PendingRecord,
+        max_block: Option<Duration>,
+    ) -> Result<(), (Error, PendingRecord)> {
+        if self.closing.load(Relaxed) {
+            return Err((Error::Closed, record));
+        }
+        let limit = self.config.max_request_size;
+        if record.reserved + batch::BATCH_OVERHEAD > limit {
+            let size = record.reserved;
+            return Err((
+                Error::RecordTooLarge {
+                    size,
+                    limit,
+                    which: "max_request_size",
+                    at: Location::topic(topic),
+                },
+                record,
+            ));
+        }
+        let t = match self.topic(topic) {
+            Ok(t) => t,
+            Err(e) => return Err((e, record)),
+        };
+        let deadline = max_block.map(|d| Instant::now() + d);
+        if !self.reserve(record.reserved, deadline) {
+            let e = if self.abort.load(Relaxed) {
+                Error::Closed
+            } else {
+                Error::QueueFull {
+                    at: Location::topic(topic),
+                }
+            };
+            return Err((e, record));
+        }
+        let reserved = record.reserved;
+        let parts = t.partitions.load();
+        let result = match &*parts {
+            Some(parts) if !t.has_pending.load(SeqCst) => {
+                self.push_placed(&t, parts, explicit, record, deadline)
+            }
+            _ => self.push_pending(&t, explicit, record, deadline),
+        };
+        match result {
+            Ok(()) => {
+                Metrics::add(&self.metrics.records_sent, 1);
+                Ok(())
+            }
+            Err(e) => {
+                self.release(1, reserved);
+                Err(e)
+            }
+        }
+    }
+
+    fn push_placed(
+        &self,
+        t: &TopicState,
+        parts: &[Arc<PartitionState>],
+        explicit: Option<i32>,
+        record: PendingRecord,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Error, PendingRecord)> {
+        let p = match self.place(t, parts, explicit, record.key.as_deref()) {
+            Ok(p) => &parts[p],
+            Err(e) => return Err((e, record)),
+        };
+        let mut record = record;
+        loop {
+            match p.ring.push(record) {
+                Ok(()) => break,
+                Err(back) => {
+                    record = back;
+                    // Full: make sure the owner is draining, then wait for room.
+                    let owner = &self.io[self.owner_of(p.leader.load(Relaxed))];
+                    owner.wake();
+                    let Some(d) = deadline else {
+                        return Err((
+                            Error::QueueFull {
+                                at: Location::at(&t.name, p.partition),
+                            },
+                            record,
+                        ));
+                    };
+                    let room = self
+                        .space
+                        .wait_until(d, || !p.ring.is_full() || self.abort.load(SeqCst));
+                    if !room || self.abort.load(SeqCst) {
+                        let e = if self.abort.load(SeqCst) {
+                            Error::Closed
+                        } else {
+                            Error::QueueFull {
+                                at: Location::at(&t.name, p.partition),
+                            }
+                        };
+                        return Err((e, record));
+                    }
+                }
+            }
+        }
+        self.pushed(p);
+        Ok(())
+    }
+
+    /// After a push on `p`'s ring: wake its owner if it is parked (and needs to be).
+    pub fn pushed(&self, p: &PartitionState) {
+        fence(SeqCst);
+        self.io[self.owner_of(p.leader.load(Relaxed))].record_pushed(
+            p.ring.len(),
+            self.wake_threshold,
+            &self.metrics,
+        );
+    }
+
+    fn push_pending(
+        &self,
+        t: &TopicState,
+        explicit: Option<i32>,
+        record: PendingRecord,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Error, PendingRecord)> {
+        {
+            let mut q = t.pending.lock();
+            // Metadata may have arrived, and the queue emptied, while we took the lock.
+            if t.partitions.load().is_none() || t.has_pending.load(SeqCst) {
+                q.push_back(Unplaced {
+                    since: Instant::now(),
+                    partition: explicit,
+                    record,
+                });
+                t.has_pending.store(true, SeqCst);
+                drop(q);
+                self.io[0].wake();
+                return Ok(());
+            }
+        }
+        let parts = t.partitions.load_full().expect("checked above");
+        self.push_placed(t, &parts, explicit, record, deadline)
+    }
+
+    /// Fails `completers` (and releases their `reserved` bytes) with `error`.
+    pub fn fail_all(
+        &self,
+        completers: Vec<Completer>,
+        reserved: usize,
+        error: &Error,
+        deliver: &mut dyn FnMut(Completer, crate::delivery::DeliveryResult),
+    ) {
+        let n = completers.len();
+        for c in completers {
+            deliver(c, Err(error.clone()));
+        }
+        self.release(n, reserved);
+    }
+
+    /// The error records left at shutdown fail with.
+    pub fn shutdown_error(&self) -> Error {
+        self.abort_error.lock().clone().unwrap_or(Error::Closed)
+    }
+
+    /// A timeout error for `deadline` at a topic/partition.
+    pub fn timeout(&self, deadline: Deadline, at: Location) -> Error {
+        let after = match deadline {
+            Deadline::Delivery => self.config.delivery_timeout,
+            Deadline::Request => self.config.request_timeout,
+            Deadline::Metadata => self.config.metadata_timeout,
+            _ => Duration::ZERO,
+        };
+        Error::Timeout {
+            deadline,
+            after,
+            at,
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! The public API: [`Producer`] (blocking `produce`, fire-and-forget `send`, callbacks,
+//! oneshot handles, `produce_all`, the await-forget strategy, `flush`, `close`) and
+//! [`TypedProducer`].
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::config::{ProducerConfig, ProducerConfigBuilder};
+use crate::delivery::{
+    delivery_channel, Completer, DeliveryHandle, DeliveryResult, RecordMetadata,
+};
+use crate::engine::batch::PendingRecord;
+use crate::engine::callbacks::{run_job, CallbackPool};
+use crate::engine::io::{self, IoThread};
+use crate::engine::Shared;
+use crate::error::{Deadline, Error, Location};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::partitioner::Partitioner;
+use crate::record::{Payload, ProducerRecord};
+use crate::serializer::Serializer;
+
+/// A record that could not be enqueued, handed back with the reason (nothing was sent, and no
+/// callback or handle will fire for it).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct SendError {
+    /// Why.
+    #[source]
+    pub error: Error,
+    /// The record, as given.
+    pub record: Box<ProducerRecord>,
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        e.error
+    }
+}
+
+/// The outcome of [`Producer::produce_all`]: one result per record, in input order.
+#[derive(Debug)]
+pub struct ProduceAllResults {
+    results: Vec<DeliveryResult>,
+}
+
+impl ProduceAllResults {
+    /// Every result, in input order.
+    pub fn results(&self) -> &[DeliveryResult] {
+        &self.results
+    }
+
+    /// Takes the results.
+    pub fn into_results(self) -> Vec<DeliveryResult> {
+        self.results
+    }
+
+    /// Whether every record was acknowledged.
+    pub fn all_ok(&self) -> bool {
+        self.results.iter().all(Result::is_ok)
+    }
+
+    /// The records that failed: (input index, error).
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &Error)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    }
+
+    /// The records that succeeded: (input index, metadata).
+    pub fn successes(&self) -> impl Iterator<Item = (usize, &RecordMetadata)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().ok().map(|m| (i, m)))
+    }
+}
+
+/// A Kafka producer: thread-safe (share it by reference or in an `Arc`), no async runtime.
+///
+/// Records go into lock-free per-partition rings; I/O threads batch, compress and send them and
+/// complete each record exactly once — through a [`DeliveryHandle`], a callback on the callback
+/// pool, or not at all (fire-and-forget). Dropping the producer closes it (flushing for up to
+/// the delivery timeout).
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// use std::time::Duration;
+/// use kprod::{Producer, ProducerRecord, Acks};
+/// let cluster = kprod::mock::MockCluster::builder().topic("orders", 3).build()?;
+/// let producer = Producer::builder()
+///     .bootstrap_servers(&cluster.bootstrap_servers())
+///     .acks(Acks::All)
+///     .linger(Duration::from_millis(1))
+///     .build()?;
+/// let md = producer.produce("orders", "customer-7", "{\"total\":12}")?;
+/// assert!(md.offset >= 0);
+/// producer.send("orders", (), "fire and forget")?;
+/// producer.send_with(ProducerRecord::new("orders").value("cb"), |r| assert!(r.is_ok()))?;
+/// producer.flush(Duration::from_secs(10))?;
+/// producer.close(Duration::from_secs(10))?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Producer {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    pool: Mutex<CallbackPool>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("bootstrap_servers", &self.shared.config.bootstrap_servers)
+            .field("outstanding", &self.shared.outstanding())
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Producer {
+    /// A builder with every option at its default; see [`ProducerConfigBuilder`].
+    pub fn builder() -> ProducerConfigBuilder {
+        ProducerConfigBuilder::new()
+    }
+
+    /// Starts a producer: its I/O threads and callback pool. Connections are made on first
+    /// use.
+    pub fn new(config: ProducerConfig) -> Result<Self, Error> {
+        let p: Arc<dyn Partitioner> = Arc::new(config.partitioner);
+        Self::with_partitioner(config, p)
+    }
+
+    /// Starts a producer that places records without an explicit partition with
+    /// `partitioner`.
+    pub fn with_partitioner(
+        config: ProducerConfig,
+        partitioner: Arc<dyn Partitioner>,
+    ) -> Result<Self, Error> {
+        let io_err = |e: std::io::Error| Error::Io {
+            broker: "(local)".into(),
+            source: Arc::new(e),
+            at: Location::default(),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (polls, wakes) = io::polls(config.io_threads).map_err(io_err)?;
+        let pool = CallbackPool::start(config.callback_threads, metrics.clone()).map_err(io_err)?;
+        let cores = if config.pin_threads {
+            core_affinity::get_core_ids().filter(|c| !c.is_empty())
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared::new(config, partitioner, wakes, metrics));
+        let mut threads = Vec::new();
+        for (i, poll) in polls.into_iter().enumerate() {
+            let t = IoThread::new(i, shared.clone(), poll, pool.sender());
+            let core = cores.as_ref().map(|c| c[i % c.len()]);
+            match io::spawn(t, core) {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    shared.abort.store(true, SeqCst);
+                    shared.wake_all();
+                    for h in threads {
+                        let _ = h.join();
+                    }
+                    return Err(io_err(e));
+                }
+            }
+        }
+        Ok(Producer {
+            shared,
+            threads: Mutex::new(threads),
+            pool: Mutex::new(pool),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.shared.config
+    }
+
+    /// The producer's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// Records enqueued and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        self.shared.outstanding()
+    }
+
+    fn enqueue(
+        &self,
+        record: ProducerRecord,
+        completer: Completer,
+        max_block: Option<Duration>,
+    ) -> Result<(), SendError> {
+        let ProducerRecord {
+            topic,
+            key,
+            value,
+            headers,
+            partition,
+            timestamp,
+        } = record;
+        let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &headers);
+        let pending = PendingRecord {
+            key,
+            value,
+            headers,
+            timestamp: timestamp.unwrap_or_else(now_ms),
+            completer,
+            reserved,
+        };
+        self.shared
+            .enqueue(&topic, partition, pending, max_block)
+            .map_err(|(error, r)| back(error, topic, partition, timestamp, r))
+    }
+
+    /// Enqueues a record without waiting for it: returns once it is in the buffer. An error
+    /// means it could not be enqueued (the record comes back); what happens to it after is not
+    /// reported — call [`flush`](Self::flush) before exiting. Blocks up to `max_block` while the
+    /// buffer is full.
+    ///
+    /// With `Bytes` (or owned `Vec<u8>` / `String`) keys and values this call allocates
+    /// nothing and takes no lock.
+    pub fn send(
+        &self,
+        topic: &str,
+        key: impl Payload,
+        value: impl Payload,
+    ) -> Result<(), SendError> {
+        let (key, value) = (key.into_payload(), value.into_payload());
+        let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &[]);
+        let pending = PendingRecord {
+            key,
+            value,
+            headers: Vec::new(),
+            timestamp: now_ms(),
+            completer: Completer::forget(),
+            reserved,
+        };
+        self.shared
+            .enqueue(topic, None, pending, Some(self.shared.config.max_block))
+            .map_err(|(error, r)| back(error, Cow::Owned(topic.to_owned()), None, None, r))
+    }
+
+    /// [`send`](Self::send) for a whole [`ProducerRecord`] (headers, partition, timestamp).
+    pub fn send_record(&self, record: ProducerRecord) -> Result<(), SendError> {
+        self.enqueue(
+            record,
+            Completer::forget(),
+            Some(self.shared.config.max_block),
+        )
+    }
+
+    /// Like [`send_record`](Self::send_record), but never blocks: a full buffer is
+    /// [`Error::QueueFull`] at once, with the record handed back.
+    pub fn try_send(&self, record: ProducerRecord) -> Result<(), SendError> {
+        self.enqueue(record, Completer::forget(), None)
+    }
+
+    /// Enqueues a record and runs `callback` with its outcome on the callback pool, exactly
+    /// once — unless this returns an error, in which case the callback never runs.
+    pub fn send_with(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(DeliveryResult) + Send + 'static,
+    ) -> Result<(), SendError> {
+        self.enqueue(
+            record,
+            Completer::callback(callback),
+            Some(self.shared.config.max_block),
+        )
+    }
+
+    /// Enqueues a record and returns a handle to its outcome: [`DeliveryHandle::wait`],
+    /// `wait_timeout`, `try_result`, or `.await` on any executor.
+    pub fn produce_async(&self, record: ProducerRecord) -> Result<DeliveryHandle, SendError> {
+        let (completer, handle) = delivery_channel();
+        self.enqueue(record, completer, Some(self.shared.config.max_block))?;
+        Ok(handle)
+    }
+
+    /// Sends a record and blocks until it is acknowledged (or fails): its partition, offset
+    /// and timestamp.
+    pub fn produce(
+        &self,
+        topic: &str,
+        key: impl Payload,
+        value: impl Payload,
+    ) -> Result<RecordMetadata, Error> {
+        let record = ProducerRecord {
+            topic: Cow::Owned(topic.to_owned()),
+            key: key.into_payload(),
+            value: value.into_payload(),
+            headers: Vec::new(),
+            partition: None,
+            timestamp: None,
+        };
+        self.produce_record(record)
+    }
+
+    /// [`produce`](Self::produce) for a whole [`ProducerRecord`].
+    pub fn produce_record(&self, record: ProducerRecord) -> DeliveryResult {
+        self.produce_async(record)?.wait()
+    }
+
+    /// Sends every record, then waits for all of them: one result per record, in input order.
+    /// A record that could not even be enqueued has its error in its place; the others are
+    /// sent regardless.
+    pub fn produce_all(
+        &self,
+        records: impl IntoIterator<Item = ProducerRecord>,
+    ) -> ProduceAllResults {
+        let handles: Vec<Result<DeliveryHandle, Error>> = records
+            .into_iter()
+            .map(|r| self.produce_async(r).map_err(|e| e.error))
+            .collect();
+        ProduceAllResults {
+            results: handles
+                .into_iter()
+                .map(|h| h.and_then(DeliveryHandle::wait))
+                .collect(),
+        }
+    }
+
+    /// The "await-forget" strategy: sends the record, waits for its outcome up to `budget`,
+    /// then returns regardless, swallowing the outcome — counted in
+    /// [`metrics`](Self::metrics) as `forget_delivered`, `forget_failed` or
+    /// `forget_timed_out`. A record still pending when the budget runs out is not cancelled:
+    /// it may yet be delivered.
+    pub fn send_await_forget(&self, record: ProducerRecord, budget: Duration) {
+        let deadline = Instant::now() + budget;
+        let m = &self.shared.metrics;
+        let handle = {
+            let (completer, handle) = delivery_channel();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.enqueue(
+                record,
+                completer,
+                Some(left.min(self.shared.config.max_block)),
+            ) {
+                Ok(()) => handle,
+                Err(_) => {
+                    Metrics::add(&m.forget_failed, 1);
+                    return;
+                }
+            }
+        };
+        match handle.wait_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Ok(_)) => Metrics::add(&m.forget_delivered, 1),
+            Ok(Err(_)) => Metrics::add(&m.forget_failed, 1),
+            Err(_) => Metrics::add(&m.forget_timed_out, 1),
+        }
+    }
+
+    /// Sends what is buffered now (ignoring linger) and waits until every record enqueued
+    /// before the call has completed — acknowledged or failed. Records enqueued by other
+    /// threads during the wait are waited for too. [`Error::Timeout`] (`Flush`) if `timeout`
+    /// passes first; nothing is lost then, the records stay in flight.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        self.shared.flushing.fetch_add(1, SeqCst);
+        self.shared.wake_all();
+        let done = self.shared.wait_idle(deadline);
+        self.shared.flushing.fetch_sub(1, SeqCst);
+        if done {
+            Ok(())
+        } else {
+            Err(Error::Timeout {
+                deadline: Deadline::Flush,
+                after: timeout,
+                at: Location::default(),
+            })
+        }
+    }
+
+    /// Flushes for up to `timeout`, then stops: records still pending fail with
+    /// [`Error::Timeout`] (`Close`), every connection closes and every thread the producer
+    /// started has exited when this returns. Later sends fail with [`Error::Closed`]. Calling
+    /// it again does nothing.
+    pub fn close(&self, timeout: Duration) -> Result<(), Error> {
+        let mut threads = self.threads.lock();
+        if threads.is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        self.shared.closing.store(true, SeqCst);
+        self.shared.wake_all();
+        let flushed = self.shared.wait_idle(deadline);
+        let timed_out = Error::Timeout {
+            deadline: Deadline::Close,
+            after: timeout,
+            at: Location::default(),
+        };
+        if !flushed {
+            *self.shared.abort_error.lock() = Some(timed_out.clone());
+        }
+        self.shared.abort.store(true, SeqCst);
+        self.shared.wake_all();
+        for t in threads.drain(..) {
+            let _ = t.join();
+        }
+        // A send that raced with close may have slipped a record in after the threads swept.
+        self.sweep();
+        self.pool.lock().shutdown();
+        if flushed {
+            Ok(())
+        } else {
+            Err(timed_out)
+        }
+    }
+
+    fn sweep(&self) {
+        let err = self.shared.shutdown_error();
+        let m = self.shared.metrics.clone();
+        let mut deliver = |c: Completer, r: DeliveryResult| {
+            Metrics::add(&m.records_failed, 1);
+            run_job((c, r), &m);
+        };
+        for t in self.shared.topics.load().values() {
+            let pending: Vec<_> = t.pending.lock().drain(..).collect();
+            for u in pending {
+                let reserved = u.record.reserved;
+                self.shared
+                    .fail_all(vec![u.record.completer], reserved, &err, &mut deliver);
+            }
+            if let Some(parts) = t.partitions.load_full() {
+                for p in parts.iter() {
+                    while let Some(r) = p.ring.pop() {
+                        let reserved = r.reserved;
+                        self.shared
+                            .fail_all(vec![r.completer], reserved, &err, &mut deliver);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wraps this producer with serializers for typed keys and values.
+    pub fn typed<K: ?Sized, V: ?Sized>(
+        self,
+        key: impl Serializer<K> + 'static,
+        value: impl Serializer<V> + 'static,
+    ) -> TypedProducer<K, V> {
+        TypedProducer {
+            producer: self,
+            key: Box::new(key),
+            value: Box::new(value),
+        }
+    }
+}
+
+fn back(
+    error: Error,
+    topic: Cow<'static, str>,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+    r: PendingRecord,
+) -> SendError {
+    r.completer.disarm();
+    SendError {
+        error,
+        record: Box::new(ProducerRecord {
+            topic,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+            partition,
+            timestamp,
+        }),
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.close(self.shared.config.delivery_timeout);
+    }
+}
+
+impl ProducerConfigBuilder {
+    /// Validates the configuration and starts a [`Producer`].
+    pub fn build(self) -> Result<Producer, Error> {
+        let partitioner = self.custom_partitioner_ref();
+        let config = self.build_config()?;
+        match partitioner {
+            Some(p) => Producer::with_partitioner(config, p),
+            None => Producer::new(config),
+        }
+    }
+}
+
+/// A producer of typed keys and values, serialized by the [`Serializer`]s it was built with.
+/// Dereferences to the [`Producer`] for `flush`, `close`, `metrics` and untyped sends.
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// use kprod::serializer::{BigEndian, Utf8};
+/// let cluster = kprod::mock::MockCluster::builder().topic("scores", 1).build()?;
+/// let scores = kprod::Producer::builder()
+///     .bootstrap_servers(&cluster.bootstrap_servers())
+///     .build()?
+///     .typed::<str, i64>(Utf8, BigEndian);
+/// let md = scores.produce("scores", "alice", &42)?;
+/// assert_eq!(cluster.records("scores", md.partition)[0].value.as_deref(), Some(&42i64.to_be_bytes()[..]));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TypedProducer<K: ?Sized, V: ?Sized> {
+    producer: Producer,
+    key: Box<dyn Serializer<K>>,
+    value: Box<dyn Serializer<V>>,
+}
+
+impl<K: ?Sized, V: ?Sized> std::fmt::Debug for TypedProducer<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedProducer")
+            .field("producer", &self.producer)
+            .finish()
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> std::ops::Deref for TypedProducer<K, V> {
+    type Target = Producer;
+    fn deref(&self) -> &Producer {
+        &self.producer
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
+    /// Serializes a key and value into a record for `topic`.
+    pub fn record(&self, topic: &str, key: &K, value: &V) -> Result<ProducerRecord, Error> {
+        Ok(ProducerRecord {
+            topic: Cow::Owned(topic.to_owned()),
+            key: self.key.serialize(topic, key)?,
+            value: self.value.serialize(topic, value)?,
+            headers: Vec::new(),
+            partition: None,
+            timestamp: None,
+        })
+    }
+
+    /// Sends and waits for the acknowledgement.
+    pub fn produce(&self, topic: &str, key: &K, value: &V) -> DeliveryResult {
+        self.producer
+            .produce_record(self.record(topic, key, value)?)
+    }
+
+    /// Fire-and-forget.
+    pub fn send(&self, topic: &str, key: &K, value: &V) -> Result<(), Error> {
+        Ok(self.producer.send_record(self.record(topic, key, value)?)?)
+    }
+
+    /// Sends with a delivery callback.
+    pub fn send_with(
+        &self,
+        topic: &str,
+        key: &K,
+        value: &V,
+        callback: impl FnOnce(DeliveryResult) + Send + 'static,
+    ) -> Result<(), Error> {
+        Ok(self
+            .producer
+            .send_with(self.record(topic, key, value)?, callback)?)
+    }
+
+    /// Sends and returns a handle to the outcome.
+    pub fn produce_async(&self, topic: &str, key: &K, value: &V) -> Result<DeliveryHandle, Error> {
+        Ok(self
+            .producer
+            .produce_async(self.record(topic, key, value)?)?)
+    }
+
+    /// The untyped producer.
+    pub fn into_inner(self) -> Producer {
+        self.producer
+    }
+}
