@@ -32,7 +32,7 @@ use crate::protocol::messages::init_producer_id::InitProducerIdRequest;
 use crate::protocol::messages::metadata::MetadataRequest;
 use crate::protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use crate::protocol::messages::Request;
-use crate::protocol::{decode_response, ApiKey, BrokerVersions, DecodeError, ErrorCode};
+use crate::protocol::{decode_response_lenient, ApiKey, BrokerVersions, DecodeError, ErrorCode};
 
 const RUNNING: u8 = 0;
 /// Parked until a linger deadline: callers need not wake it for every record.
@@ -135,6 +135,9 @@ struct Control {
     next_metadata: Option<Instant>,
     pid_in_flight: bool,
     pid_retry_at: Option<Instant>,
+    /// After a control connection fails: not before this, and the next backoff.
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
 
 pub(crate) struct IoThread {
@@ -557,11 +560,10 @@ impl IoThread {
             Metrics::add(&self.shared.metrics.connects, 1);
             c.state = State::Negotiating;
             let v = c.api_versions_version;
-            let req = ApiVersionsRequest {
-                client_software_name: "kprod".into(),
-                client_software_version: env!("CARGO_PKG_VERSION").into(),
-            };
-            if let Err(e) = c.conn.send(&req, v, true, now, Ctx::ApiVersions) {
+            if let Err(e) = c
+                .conn
+                .send(&api_versions_request(), v, true, now, Ctx::ApiVersions)
+            {
                 self.fail_conn(i, now, Some(e.to_string()));
                 return;
             }
@@ -668,8 +670,21 @@ impl IoThread {
         let version = inflight.version;
         match inflight.context {
             Ctx::ApiVersions => {
-                let (_, resp, _) = decode_api_versions_response(frame, version)
-                    .map_err(|e| format!("ApiVersions: {e}"))?;
+                let resp = match decode_api_versions_response(frame, version) {
+                    Ok((_, resp, _)) => resp,
+                    // UNSUPPORTED_VERSION in a body we cannot read (librdkafka's mock answers
+                    // a v3 request so): ask again at v0, which every broker answers.
+                    Err(_) if version > 0 && frame.get(4..6) == Some(&[0, 35]) => {
+                        let c = self.conns[i].as_mut().expect("live conn");
+                        c.api_versions_version = 0;
+                        return c
+                            .conn
+                            .send(&api_versions_request(), 0, true, now, Ctx::ApiVersions)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
+                    }
+                    Err(e) => return Err(format!("ApiVersions v{version}: {e}")),
+                };
                 let c = self.conns[i].as_mut().expect("live conn");
                 let code = ErrorCode(resp.error_code);
                 if code == ErrorCode::UNSUPPORTED_VERSION && version > 0 {
@@ -679,13 +694,15 @@ impl IoThread {
                         .find(|k| k.api_key == ApiKey::API_VERSIONS.0)
                         .map_or(0, |k| k.max_version);
                     c.api_versions_version = max.clamp(0, version - 1);
-                    let req = ApiVersionsRequest {
-                        client_software_name: "kprod".into(),
-                        client_software_version: env!("CARGO_PKG_VERSION").into(),
-                    };
                     return c
                         .conn
-                        .send(&req, c.api_versions_version, true, now, Ctx::ApiVersions)
+                        .send(
+                            &api_versions_request(),
+                            c.api_versions_version,
+                            true,
+                            now,
+                            Ctx::ApiVersions,
+                        )
                         .map(|_| ())
                         .map_err(|e| e.to_string());
                 }
@@ -709,11 +726,14 @@ impl IoThread {
                 });
                 c.state = State::Ready;
                 c.backoff = self.shared.config.retry_backoff;
+                if self.control.conn == Some(i) {
+                    self.control.backoff = self.shared.config.retry_backoff;
+                }
                 Ok(())
             }
             Ctx::Metadata => {
                 self.control.metadata_in_flight = false;
-                let (_, resp) = decode_response::<MetadataRequest>(frame, version)
+                let (_, resp) = lenient::<MetadataRequest>(frame, version)
                     .map_err(|e| format!("Metadata: {e}"))?;
                 let applied = self.shared.apply_metadata(&resp);
                 let cfg = &self.shared.config;
@@ -729,7 +749,7 @@ impl IoThread {
             }
             Ctx::InitProducerId => {
                 self.control.pid_in_flight = false;
-                let (_, resp) = decode_response::<InitProducerIdRequest>(frame, version)
+                let (_, resp) = lenient::<InitProducerIdRequest>(frame, version)
                     .map_err(|e| format!("InitProducerId: {e}"))?;
                 let code = ErrorCode(resp.error_code);
                 if code == ErrorCode::NONE {
@@ -746,7 +766,7 @@ impl IoThread {
                 Ok(())
             }
             Ctx::Produce(batches) => {
-                let resp = match decode_response::<ProduceRequest>(frame, version) {
+                let resp = match lenient::<ProduceRequest>(frame, version) {
                     Ok((_, r)) => r,
                     Err(e) => {
                         // Put the batches back before closing the connection.
@@ -899,6 +919,14 @@ impl IoThread {
         }
         if self.control.conn == Some(i) {
             self.control.conn = None;
+            let cfg = &self.shared.config;
+            let b = self.control.backoff.max(cfg.retry_backoff);
+            // Every address is tried once quickly; then the backoff grows.
+            let n = cfg.bootstrap_servers.len() + self.shared.brokers.load().len();
+            if self.control.next_bootstrap % n.max(1) == 0 {
+                self.control.retry_at = Some(now + b);
+                self.control.backoff = (b * 2).min(cfg.retry_backoff_max);
+            }
             // A bootstrap connection is not reused.
             if self.conns[i].as_ref().is_some_and(|c| c.broker < 0) {
                 self.conns[i] = None;
@@ -983,6 +1011,9 @@ impl IoThread {
         }
         merge(&mut next, self.control.next_metadata);
         merge(&mut next, self.control.pid_retry_at);
+        if want_pid || want_meta {
+            merge(&mut next, self.control.retry_at);
+        }
         let mut deliver = self.deliver();
         merge(&mut next, self.shared.place_pending(now, &mut deliver));
         next
@@ -999,6 +1030,12 @@ impl IoThread {
                 return None;
             }
             self.control.conn = None;
+        }
+        if let Some(t) = self.control.retry_at {
+            if now < t {
+                return None;
+            }
+            self.control.retry_at = None;
         }
         // Prefer a broker from metadata; else the next bootstrap address.
         let brokers = self.shared.brokers.load();
@@ -1145,6 +1182,25 @@ pub(crate) fn spawn(
             }
             io.run();
         })
+}
+
+/// Decodes a response, tolerating trailing bytes (logged).
+fn lenient<R: Request>(frame: &[u8], version: i16) -> Result<(i32, R::Response), DecodeError> {
+    let (cid, resp, extra) = decode_response_lenient::<R>(frame, version)?;
+    if extra > 0 {
+        log::trace!(
+            "kprod: {extra} trailing bytes after {} v{version}",
+            R::API_KEY.name()
+        );
+    }
+    Ok((cid, resp))
+}
+
+fn api_versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest {
+        client_software_name: "kprod".into(),
+        client_software_version: env!("CARGO_PKG_VERSION").into(),
+    }
 }
 
 fn merge(acc: &mut Option<Instant>, t: Option<Instant>) {

@@ -118,11 +118,9 @@ impl Signal {
         }
     }
 
-    /// Waits until `ready()` or `deadline`; returns `ready()`'s last answer.
+    /// Waits until `ready()` or `deadline`; returns `ready()`'s last answer. `ready` is
+    /// only called under the signal's lock (callers do their own lock-free first check).
     fn wait_until(&self, deadline: Instant, mut ready: impl FnMut() -> bool) -> bool {
-        if ready() {
-            return true;
-        }
         let mut g = self.lock.lock();
         self.waiters.fetch_add(1, SeqCst);
         let ok = loop {
@@ -226,13 +224,20 @@ impl Shared {
         self.io[0].wake();
     }
 
-    fn try_reserve(&self, bytes: usize) -> bool {
+    /// Takes room for one record if there is some. A failed attempt briefly raised the
+    /// counters, which may have made another caller fail too; `notify` then wakes space
+    /// waiters so none sleeps on that transient. Waiters re-check under the signal's lock
+    /// (`notify: false`, as `notify` takes that lock) and need no such wake: only one
+    /// checks at a time, and callers outside the lock notify after their own attempts.
+    fn try_reserve(&self, bytes: usize, notify: bool) -> bool {
         let b = self.buffered_bytes.fetch_add(bytes, SeqCst);
         let r = self.buffered_records.fetch_add(1, SeqCst);
         if b + bytes > self.config.buffer_memory || r >= self.config.buffer_records {
             self.buffered_bytes.fetch_sub(bytes, SeqCst);
             self.buffered_records.fetch_sub(1, SeqCst);
-            self.space.notify();
+            if notify {
+                self.space.notify();
+            }
             return false;
         }
         true
@@ -240,15 +245,15 @@ impl Shared {
 
     /// Reserves room for one record of `bytes`, waiting until `deadline` (None: not at all).
     fn reserve(&self, bytes: usize, deadline: Option<Instant>) -> bool {
-        if self.try_reserve(bytes) {
+        if self.try_reserve(bytes, true) {
             return true;
         }
         match deadline {
             None => false,
             Some(d) => {
-                self.space
-                    .wait_until(d, || self.try_reserve(bytes) || self.abort.load(SeqCst))
-                    && !self.abort.load(SeqCst)
+                self.space.wait_until(d, || {
+                    self.try_reserve(bytes, false) || self.abort.load(SeqCst)
+                }) && !self.abort.load(SeqCst)
             }
         }
     }
@@ -273,7 +278,7 @@ impl Shared {
 
     /// Waits until nothing is outstanding, or `deadline`.
     pub fn wait_idle(&self, deadline: Instant) -> bool {
-        self.done.wait_until(deadline, || self.outstanding() == 0)
+        self.outstanding() == 0 || self.done.wait_until(deadline, || self.outstanding() == 0)
     }
 
     /// The topic's state, created (waiting for metadata) on first use.

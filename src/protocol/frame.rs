@@ -209,6 +209,22 @@ pub fn decode_response<R: Request>(
     Ok((correlation_id, resp))
 }
 
+/// Like [`decode_response`], but ignores bytes after the body, as librdkafka and the Java
+/// client do: a broker that appends fields from a newer schema (or librdkafka's mock cluster,
+/// which appends a stray byte to some flexible responses) is still understood. Returns the
+/// number of bytes ignored. The producer uses this; tests and fuzzing use the strict form.
+pub fn decode_response_lenient<R: Request>(
+    frame: &[u8],
+    version: i16,
+) -> Result<(i32, R::Response, usize), DecodeError> {
+    check_version::<R>(version)?;
+    let mut r = Reader::new(frame);
+    let correlation_id = r.i32("correlation id")?;
+    r.skip_tags(response_header_flexible::<R>(version))?;
+    let resp = R::Response::decode(&mut r, version)?;
+    Ok((correlation_id, resp, r.rest().len()))
+}
+
 /// Broker side: decodes a request header from a frame (without its length prefix) and returns
 /// it with the body's bytes. The header's flexibility is known for the APIs kprod implements;
 /// for others the v1 header is read and tagged fields, if any, are left in the body.

@@ -21,6 +21,6 @@ pub use api::{ApiKey, BrokerVersions, NegotiationError};
 pub use codec::{DecodeError, Reader, Uuid, Writer};
 pub use error_code::ErrorCode;
 pub use frame::{
-    decode_request, decode_request_header, decode_response, encode_request, encode_response,
-    FrameError, FrameSplitter, RequestHeader,
+    decode_request, decode_request_header, decode_response, decode_response_lenient,
+    encode_request, encode_response, FrameError, FrameSplitter, RequestHeader,
 };
