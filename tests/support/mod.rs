@@ -1,5 +1,0 @@
-//! Test support: a minimal broker built from kprod's own broker-side encoders, so real clients
-//! (librdkafka) can be pointed at it and what they send can be captured and decoded.
-#![allow(dead_code)]
-
-pub mod fake_broker;
