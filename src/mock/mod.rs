@@ -220,8 +220,10 @@ impl MockClusterBuilder {
         };
         for idx in 0..self.brokers {
             let sh = shared.clone();
+            // Thread names (at most 15 bytes on Linux): `km<port>` accepts for the broker on
+            // that port, `km<port>c<n>` serves its n-th connection.
             let h = std::thread::Builder::new()
-                .name(format!("kprod-mock-{}", idx + 1))
+                .name(format!("km{}", shared.brokers[idx].addr.port()))
                 .spawn(move || accept_loop(sh, idx))?;
             cluster.accept.push(h);
         }

@@ -192,7 +192,7 @@ pub(crate) fn accept_loop(shared: Arc<Shared>, idx: usize) {
             Some((id, stream)) => {
                 let sh = shared.clone();
                 let spawned = std::thread::Builder::new()
-                    .name(format!("kprod-mock-{}-{id}", broker.id))
+                    .name(format!("km{}c{id}", broker.addr.port()))
                     .spawn(move || serve(&sh, idx, id, stream));
                 match spawned {
                     Ok(h) => shared.threads.lock().push(h),
