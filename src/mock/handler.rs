@@ -35,6 +35,9 @@ use super::server::Shared;
 use super::state::{valid_topic_name, SequenceCheck, State, MAX_BATCH_DECOMPRESSED};
 use super::ProduceCapture;
 
+/// The most partitions CreateTopics may ask for (a hostile count must not exhaust memory).
+const MAX_CREATE_PARTITIONS: i32 = 10_000;
+
 /// The longest a Fetch with nothing to return is held back, whatever the client asked.
 const MAX_FETCH_WAIT: Duration = Duration::from_millis(500);
 
@@ -703,7 +706,7 @@ fn create_topics(shared: &Shared, v: i16, cid: i32, req: CreateTopicsRequest) ->
             ErrorCode::INVALID_TOPIC_EXCEPTION
         } else if st.topics.contains_key(&t.name) {
             ErrorCode::TOPIC_ALREADY_EXISTS
-        } else if partitions < 1 {
+        } else if !(1..=MAX_CREATE_PARTITIONS).contains(&partitions) {
             ErrorCode::INVALID_PARTITIONS
         } else if !assignment_ok {
             ErrorCode::INVALID_REPLICA_ASSIGNMENT

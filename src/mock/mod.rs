@@ -38,11 +38,15 @@
 //! the last one, or be 0 for a new producer or a new (higher) epoch, else
 //! OUT_OF_ORDER_SEQUENCE_NUMBER.
 //!
+//! Not implemented: transactions (InitProducerId hands out ids for transactional ids too, but
+//! there is no coordinator), consumer groups and offset commits, fetch sessions, replication
+//! (every partition has one replica, its leader) and log retention.
+//!
 //! # Threads
 //!
-//! Each broker has an accept thread and each connection a thread of its own. Dropping the
-//! cluster closes every listener and connection and joins every thread before `drop`
-//! returns.
+//! Each broker has an accept thread (named `km<port>`) and each connection a thread of its
+//! own (`km<port>c<n>`). Dropping the cluster closes every listener and connection and joins
+//! every thread before `drop` returns.
 
 mod handler;
 mod server;
@@ -493,5 +497,41 @@ impl Drop for MockCluster {
             let _ = h.join();
         }
         self.shared.shutdown_connections();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<MockCluster>();
+        check::<MockClusterBuilder>();
+        check::<StoredRecord>();
+    }
+
+    #[test]
+    fn builder_defaults_and_clamps() {
+        let c = MockCluster::builder()
+            .brokers(0)
+            .topic("t", 0)
+            .build()
+            .unwrap();
+        assert_eq!(c.broker_ids(), [1]);
+        assert_eq!(c.partition_count("t"), Some(1));
+        assert_eq!(c.partition_leader("t", 0), Some(1));
+        assert_eq!(c.partition_leader("t", 1), None);
+        assert_eq!(c.end_offset("nope", 0), 0);
+        assert!(c.records("nope", 0).is_empty());
+        assert_eq!(
+            c.append_batches("nope", 0, Bytes::new()),
+            Err(AppendError::UnknownPartition)
+        );
+        assert!(matches!(
+            c.append_batches("t", 0, Bytes::from_static(&[0; 70])),
+            Err(AppendError::Decode(_))
+        ));
     }
 }
