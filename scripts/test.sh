@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what a test tier needs, then runs it.
 #   bash scripts/test.sh
-# Tiers: unit and property tests; librdkafka interop, both directions (the rdkafka crate builds
+# Tiers: unit and property tests; the mock cluster (feature `mock`) with librdkafka against it,
+# faults included; librdkafka interop, both directions (the rdkafka crate builds
 # librdkafka from source: needs only cargo and a C compiler); hostile input; a real broker
 # (tansu, installed from crates.io on first use, ~11 minutes on 2 cores, then cached in
 # ~/.cargo/bin); doc tests; and a build of every example and bench.
@@ -21,6 +22,6 @@ else
   cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked
 fi
 
-cargo build --all-targets --features tansu-tests
-cargo test --all-targets --features tansu-tests
-cargo test --doc
+cargo build --all-targets --features tansu-tests,mock
+cargo test --all-targets --features tansu-tests,mock
+cargo test --doc --features mock

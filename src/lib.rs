@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 pub mod connection;
@@ -27,6 +28,9 @@ pub mod delivery;
 mod engine;
 pub mod error;
 pub mod metrics;
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub mod mock;
 pub mod partitioner;
 mod producer;
 pub mod protocol;

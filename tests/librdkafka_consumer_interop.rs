@@ -1,20 +1,29 @@
 //! The other direction: record batches built by kprod's `RecordBatchBuilder` — every codec,
 //! idempotent producer fields, keys, null keys and values, duplicate and null-valued headers,
-//! timestamps, several batches per partition — are served by the loopback broker and read back
+//! timestamps, several batches per partition — are served by `kprod::mock::MockCluster` and read back
 //! by librdkafka's consumer (the `rdkafka` crate, librdkafka 2.12, with CRC checking on). What it
 //! reads must equal what kprod encoded, offset for offset.
 
-mod support;
+#![cfg(feature = "mock")]
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kprod::mock::MockCluster;
 use kprod::protocol::compression::{Compression, CompressionConfig, Compressor};
 use kprod::protocol::record_batch::{BatchHeader, Header, RecordBatchBuilder};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, Timestamp, TopicPartitionList};
-use support::fake_broker::{FakeBroker, Profile};
+
+/// Which versions the broker offers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Profile {
+    /// Flexible versions everywhere (Fetch v12, ListOffsets v7).
+    Modern,
+    /// No flexible versions (Fetch v11, ListOffsets v5).
+    Legacy,
+}
 
 const TOPIC: &str = "readback";
 const PARTITIONS: i32 = 2;
@@ -57,7 +66,11 @@ fn record(i: usize) -> (Option<Vec<u8>>, Option<Vec<u8>>, Vec<Header>) {
 }
 
 fn run(profile: Profile, codec: Compression, level: Option<i32>, n: usize) {
-    let broker = FakeBroker::start(profile, PARTITIONS);
+    let broker = MockCluster::builder()
+        .legacy(profile == Profile::Legacy)
+        .topic(TOPIC, PARTITIONS)
+        .build()
+        .expect("mock cluster");
     let mut compressor = Compressor::new(CompressionConfig::new(codec, level).unwrap());
     let mut want = Vec::new();
     for partition in 0..PARTITIONS {
@@ -93,15 +106,12 @@ fn run(profile: Profile, codec: Compression, level: Option<i32>, n: usize) {
             seq += chunk.len() as i32;
         }
         broker
-            .state
-            .lock()
-            .unwrap()
-            .append(TOPIC, partition, Bytes::from(wire))
+            .append_batches(TOPIC, partition, Bytes::from(wire))
             .unwrap();
     }
 
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
+        .set("bootstrap.servers", broker.bootstrap_servers())
         .set("group.id", "kprod-readback")
         .set("enable.auto.commit", "false")
         .set("check.crcs", "true")
@@ -145,12 +155,8 @@ fn run(profile: Profile, codec: Compression, level: Option<i32>, n: usize) {
         });
     }
     drop(consumer);
-    let st = broker.state.lock().unwrap();
-    assert!(
-        st.errors.is_empty(),
-        "{codec:?}: broker errors {:?}",
-        st.errors
-    );
+    let errors = broker.errors();
+    assert!(errors.is_empty(), "{codec:?}: broker errors {errors:?}");
     assert_eq!(got.len(), want.len(), "{codec:?}: records read back");
     got.sort_by_key(|r| (r.partition, r.offset));
     for (g, w) in got.iter().zip(&want) {
@@ -159,7 +165,7 @@ fn run(profile: Profile, codec: Compression, level: Option<i32>, n: usize) {
     eprintln!(
         "{codec:?} level {level:?}: librdkafka read {} records; versions {:?}",
         got.len(),
-        st.versions_seen
+        [1i16, 2, 3, 10, 18].map(|k| (k, broker.api_versions_used(k)))
     );
 }
 
@@ -173,13 +179,13 @@ fn librdkafka_consumer_reads_kprod_batches_every_codec() {
         (Compression::Lz4, Some(9)),
         (Compression::Zstd, None),
     ] {
-        run(Profile::MODERN, codec, level, 300);
+        run(Profile::Modern, codec, level, 300);
     }
 }
 
 #[test]
 fn librdkafka_consumer_reads_kprod_batches_from_legacy_broker() {
     for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
-        run(Profile::LEGACY, codec, None, 120);
+        run(Profile::Legacy, codec, None, 120);
     }
 }

@@ -1,27 +1,57 @@
-//! Golden interop: a real librdkafka producer (the `rdkafka` crate, librdkafka 2.12) talks to a
-//! loopback broker made of kprod's broker-side encoders. Every Produce request it sends is decoded
+//! Golden interop: a real librdkafka producer (the `rdkafka` crate, librdkafka 2.12) talks to
+//! `kprod::mock::MockCluster`, a loopback broker made of kprod's broker-side encoders. Every Produce request it sends is decoded
 //! with kprod's decoders, and the records must equal exactly what librdkafka was given — for
 //! every codec, with keys, null keys and values, duplicate and null-valued headers, and
 //! timestamps; idempotent and not; against a modern (flexible-version) broker and a legacy one
 //! that forces the ApiVersions v0 fallback.
 
-mod support;
+#![cfg(feature = "mock")]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kprod::mock::MockCluster;
 use kprod::protocol::compression::Compression;
 use kprod::protocol::record_batch::TimestampType;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use support::fake_broker::{FakeBroker, Profile, PRODUCER_ID};
 
 const TOPIC: &str = "interop";
 const PARTITIONS: i32 = 3;
+/// The producer id the cluster hands out first.
+const PRODUCER_ID: i64 = 4242;
+
+/// Which versions the broker offers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Profile {
+    /// Everything kprod implements: flexible versions everywhere.
+    Modern,
+    /// A pre-KIP-482 broker: no flexible versions, so clients must fall back from ApiVersions
+    /// v3 and use classic encodings.
+    Legacy,
+}
+
+fn start(profile: Profile, partitions: i32) -> MockCluster {
+    MockCluster::builder()
+        .legacy(profile == Profile::Legacy)
+        .topic(TOPIC, partitions)
+        .first_producer_id(PRODUCER_ID)
+        .build()
+        .expect("mock cluster")
+}
+
+/// API key → versions clients used, for messages.
+fn versions_seen(cluster: &MockCluster) -> BTreeMap<i16, Vec<i16>> {
+    [0, 1, 2, 3, 10, 18, 19, 22]
+        .into_iter()
+        .map(|k| (k, cluster.api_versions_used(k)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
 
 #[derive(Debug, Clone, PartialEq)]
 struct Sent {
@@ -87,13 +117,13 @@ impl ProducerContext for Ctx {
 }
 
 fn run_case(profile: Profile, codec: Compression, idempotent: bool, n: usize) {
-    let broker = FakeBroker::start(profile, PARTITIONS);
+    let broker = start(profile, PARTITIONS);
     let counts = Arc::new(Counts {
         ok: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
     });
     let producer: BaseProducer<Ctx> = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
+        .set("bootstrap.servers", broker.bootstrap_servers())
         .set("compression.codec", codec.name())
         .set("linger.ms", "5")
         .set("batch.num.messages", "64")
@@ -127,8 +157,11 @@ fn run_case(profile: Profile, codec: Compression, idempotent: bool, n: usize) {
     }
     let flushed = producer.flush(Duration::from_secs(30));
     drop(producer);
-    let st = broker.state.lock().unwrap();
-    let errors: Vec<_> = st.errors.iter().map(|e| &e[..e.len().min(300)]).collect();
+    let broker_errors = broker.errors();
+    let errors: Vec<_> = broker_errors
+        .iter()
+        .map(|e| &e[..e.len().min(300)])
+        .collect();
     assert!(errors.is_empty(), "{codec:?}: broker errors: {errors:?}");
     assert!(flushed.is_ok(), "{flushed:?}");
     assert_eq!(counts.failed.load(Ordering::SeqCst), 0);
@@ -138,7 +171,7 @@ fn run_case(profile: Profile, codec: Compression, idempotent: bool, n: usize) {
     let mut got: BTreeMap<i32, Vec<Sent>> = BTreeMap::new();
     let mut codecs_seen = Vec::new();
     let mut next_seq: BTreeMap<i32, i32> = BTreeMap::new();
-    for c in &st.captured {
+    for c in &broker.produce_requests() {
         assert_eq!(c.topic, TOPIC);
         assert_eq!(c.acks, -1);
         for b in &c.batches {
@@ -189,7 +222,7 @@ fn run_case(profile: Profile, codec: Compression, idempotent: bool, n: usize) {
     eprintln!(
         "{profile:?} {codec:?} idempotent={idempotent}: {} batches, versions {:?}",
         codecs_seen.len(),
-        st.versions_seen
+        versions_seen(&broker)
     );
 }
 
@@ -204,30 +237,30 @@ const ALL: [Compression; 5] = [
 #[test]
 fn librdkafka_produce_decodes_modern_broker_every_codec() {
     for codec in ALL {
-        run_case(Profile::MODERN, codec, false, 400);
+        run_case(Profile::Modern, codec, false, 400);
     }
 }
 
 #[test]
 fn librdkafka_idempotent_produce_decodes_every_codec() {
     for codec in ALL {
-        run_case(Profile::MODERN, codec, true, 400);
+        run_case(Profile::Modern, codec, true, 400);
     }
 }
 
 #[test]
 fn librdkafka_against_legacy_broker_uses_apiversions_fallback() {
     for codec in ALL {
-        run_case(Profile::LEGACY, codec, true, 200);
+        run_case(Profile::Legacy, codec, true, 200);
     }
 }
 
 #[test]
 fn negotiated_versions_are_flexible_on_modern_and_classic_on_legacy() {
-    for (profile, want_flexible) in [(Profile::MODERN, true), (Profile::LEGACY, false)] {
-        let broker = FakeBroker::start(profile, PARTITIONS);
+    for (profile, want_flexible) in [(Profile::Modern, true), (Profile::Legacy, false)] {
+        let broker = start(profile, PARTITIONS);
         let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
+            .set("bootstrap.servers", broker.bootstrap_servers())
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
             .create()
@@ -242,15 +275,14 @@ fn negotiated_versions_are_flexible_on_modern_and_classic_on_legacy() {
             .unwrap();
         let flushed = producer.flush(Duration::from_secs(20));
         drop(producer);
-        let st = broker.state.lock().unwrap();
+        let versions = versions_seen(&broker);
+        let errors = broker.errors();
         assert!(
             flushed.is_ok(),
-            "{flushed:?}; broker saw {:?}, errors {:?}",
-            st.versions_seen,
-            st.errors
+            "{flushed:?}; broker saw {versions:?}, errors {errors:?}"
         );
-        assert!(st.errors.is_empty(), "{:?}", st.errors);
-        let max = |k: i16| *st.versions_seen[&k].iter().max().unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let max = |k: i16| *versions[&k].iter().max().unwrap();
         if want_flexible {
             assert_eq!(max(18), 3, "ApiVersions");
             assert!(max(3) >= 9, "Metadata v{}", max(3));
@@ -258,8 +290,8 @@ fn negotiated_versions_are_flexible_on_modern_and_classic_on_legacy() {
             assert!(max(22) >= 2, "InitProducerId v{}", max(22));
         } else {
             // It asked v3 first, got UNSUPPORTED_VERSION in a v0 body, and retried lower.
-            assert!(st.versions_seen[&18].contains(&3), "{:?}", st.versions_seen);
-            assert!(max(18) == 3 && st.versions_seen[&18].iter().any(|&v| v <= 2));
+            assert!(versions[&18].contains(&3), "{versions:?}");
+            assert!(max(18) == 3 && versions[&18].iter().any(|&v| v <= 2));
             assert!(max(3) <= 8 && max(0) <= 8 && max(22) <= 1);
         }
     }
@@ -275,9 +307,9 @@ fn partitioners_agree_with_librdkafka() {
         ("murmur2_random", BuiltinPartitioner::Murmur2),
         ("consistent_random", BuiltinPartitioner::Crc32),
     ] {
-        let broker = FakeBroker::start(Profile::MODERN, PARTS);
+        let broker = start(Profile::Modern, PARTS);
         let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
+            .set("bootstrap.servers", broker.bootstrap_servers())
             .set("partitioner", name)
             .set("linger.ms", "5")
             .create()
@@ -299,10 +331,10 @@ fn partitioners_agree_with_librdkafka() {
         }
         producer.flush(Duration::from_secs(20)).unwrap();
         drop(producer);
-        let st = broker.state.lock().unwrap();
-        assert!(st.errors.is_empty(), "{:?}", st.errors);
+        let errors = broker.errors();
+        assert!(errors.is_empty(), "{errors:?}");
         let mut seen = 0;
-        for c in &st.captured {
+        for c in &broker.produce_requests() {
             for b in &c.batches {
                 for r in &b.records {
                     let key = r.key.as_deref().unwrap();

@@ -2,6 +2,7 @@
 //! Produce request that decodes has its record batches decoded too. Never panics.
 #![no_main]
 use kprod::protocol::messages::api_versions::ApiVersionsRequest;
+use kprod::protocol::messages::create_topics::CreateTopicsRequest;
 use kprod::protocol::messages::fetch::FetchRequest;
 use kprod::protocol::messages::list_offsets::ListOffsetsRequest;
 use kprod::protocol::messages::init_producer_id::InitProducerIdRequest;
@@ -20,6 +21,7 @@ fuzz_target!(|frame: &[u8]| {
         ApiKey::INIT_PRODUCER_ID => drop(decode_request::<InitProducerIdRequest>(body, v)),
         ApiKey::LIST_OFFSETS => drop(decode_request::<ListOffsetsRequest>(body, v)),
         ApiKey::FETCH => drop(decode_request::<FetchRequest>(body, v)),
+        ApiKey::CREATE_TOPICS => drop(decode_request::<CreateTopicsRequest>(body, v)),
         ApiKey::PRODUCE => {
             if let Ok(req) = decode_request::<ProduceRequest>(body, v) {
                 for t in req.topic_data {

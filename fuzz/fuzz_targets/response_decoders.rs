@@ -2,6 +2,7 @@
 //! bytes pick the API and version so one corpus covers all of them.
 #![no_main]
 use kprod::protocol::messages::api_versions::{decode_api_versions_response, ApiVersionsRequest};
+use kprod::protocol::messages::create_topics::CreateTopicsRequest;
 use kprod::protocol::messages::fetch::FetchRequest;
 use kprod::protocol::messages::list_offsets::ListOffsetsRequest;
 use kprod::protocol::messages::init_producer_id::InitProducerIdRequest;
@@ -18,7 +19,7 @@ fn pick<R: Request>(sel: u8) -> i16 {
 
 fuzz_target!(|data: &[u8]| {
     let [api, sel, frame @ ..] = data else { return };
-    match api % 6 {
+    match api % 7 {
         0 => {
             let _ = decode_api_versions_response(frame, pick::<ApiVersionsRequest>(*sel));
         }
@@ -33,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
         }
         4 => {
             let _ = decode_response::<ListOffsetsRequest>(frame, pick::<ListOffsetsRequest>(*sel));
+        }
+        5 => {
+            let _ = decode_response::<CreateTopicsRequest>(frame, pick::<CreateTopicsRequest>(*sel));
         }
         _ => {
             if let Ok((_, resp)) = decode_response::<FetchRequest>(frame, pick::<FetchRequest>(*sel)) {

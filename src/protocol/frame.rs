@@ -116,6 +116,10 @@ pub fn is_flexible(api: ApiKey, version: i16) -> bool {
         ApiKey::INIT_PRODUCER_ID => init_producer_id::InitProducerIdRequest::FLEXIBLE_FROM,
         ApiKey::FETCH => fetch::FetchRequest::FLEXIBLE_FROM,
         ApiKey::LIST_OFFSETS => list_offsets::ListOffsetsRequest::FLEXIBLE_FROM,
+        ApiKey::CREATE_TOPICS => create_topics::CreateTopicsRequest::FLEXIBLE_FROM,
+        // Not implemented as a message, but its header version matters to brokers built on
+        // this crate (FindCoordinator is flexible from v3).
+        ApiKey::FIND_COORDINATOR => 3,
         _ => i16::MAX,
     };
     version >= from

@@ -6,6 +6,7 @@
 //! follow Kafka's JSON message definitions in snake case.
 
 pub mod api_versions;
+pub mod create_topics;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
