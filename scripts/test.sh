@@ -22,6 +22,6 @@ else
   cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked
 fi
 
-cargo build --all-targets --features tansu-tests,mock
-cargo test --all-targets --features tansu-tests,mock
+cargo build --all-targets --features tansu-tests,cli
+cargo test --all-targets --features tansu-tests,cli
 cargo test --doc --features mock

@@ -1,6 +1,11 @@
 //! Counters the producer keeps, read with [`Producer::metrics`](crate::Producer::metrics).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 
 /// Live counters (relaxed atomics, updated off the send path where possible).
 #[derive(Debug, Default)]
@@ -20,16 +25,58 @@ pub(crate) struct Metrics {
     pub forget_failed: AtomicU64,
     pub forget_timed_out: AtomicU64,
     pub wakeups: AtomicU64,
+    pub records_batched: AtomicU64,
+    pub records_retried: AtomicU64,
+    pub bytes_acked: AtomicU64,
+    pub bytes_failed: AtomicU64,
+    pub batch_bytes_uncompressed: AtomicU64,
+    pub batch_bytes_compressed: AtomicU64,
+    /// Produce request round trips per broker, µs (one entry per response: no per-record
+    /// cost; the lock is taken by the owning I/O thread and by `snapshot`).
+    pub request_latency: Mutex<BTreeMap<i32, Histogram<u64>>>,
 }
 
 impl Metrics {
+    /// Notes a Produce round trip to `broker`.
+    pub fn request_latency(&self, broker: i32, rtt: Duration) {
+        let us = (rtt.as_micros() as u64).max(1);
+        let mut m = self.request_latency.lock();
+        let h = m.entry(broker).or_insert_with(|| {
+            Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds")
+        });
+        h.saturating_record(us);
+    }
+
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Relaxed);
     }
 
-    pub fn snapshot(&self) -> MetricsSnapshot {
+    /// The counters now; `in_flight` and `queue_depth` come from the engine.
+    pub fn snapshot(&self, in_flight: u64, queue_depth: u64) -> MetricsSnapshot {
         let g = |c: &AtomicU64| c.load(Relaxed);
+        let request_latency = self
+            .request_latency
+            .lock()
+            .iter()
+            .map(|(&broker, h)| BrokerLatency {
+                broker,
+                requests: h.len(),
+                p50_us: h.value_at_quantile(0.50),
+                p99_us: h.value_at_quantile(0.99),
+                p999_us: h.value_at_quantile(0.999),
+                max_us: h.max(),
+            })
+            .collect();
         MetricsSnapshot {
+            in_flight,
+            queue_depth,
+            records_batched: g(&self.records_batched),
+            records_retried: g(&self.records_retried),
+            bytes_acked: g(&self.bytes_acked),
+            bytes_failed: g(&self.bytes_failed),
+            batch_bytes_uncompressed: g(&self.batch_bytes_uncompressed),
+            batch_bytes_compressed: g(&self.batch_bytes_compressed),
+            request_latency,
             records_sent: g(&self.records_sent),
             records_acked: g(&self.records_acked),
             records_failed: g(&self.records_failed),
@@ -50,9 +97,27 @@ impl Metrics {
 }
 
 /// A copy of the producer's counters at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct MetricsSnapshot {
+    /// Records enqueued and not yet completed (in rings, batches, or requests in flight).
+    pub in_flight: u64,
+    /// Records in the partition rings and metadata queues, not yet in a batch.
+    pub queue_depth: u64,
+    /// Records put into batches (each once, retries not counted again).
+    pub records_batched: u64,
+    /// Records sent again after a retriable failure (once per retry).
+    pub records_retried: u64,
+    /// Bytes of RecordBatches acknowledged.
+    pub bytes_acked: u64,
+    /// Bytes of RecordBatches whose records failed.
+    pub bytes_failed: u64,
+    /// Batches' record bytes before compression (each batch once).
+    pub batch_bytes_uncompressed: u64,
+    /// The same batches' bytes as sent, after compression.
+    pub batch_bytes_compressed: u64,
+    /// Produce request round-trip percentiles per broker.
+    pub request_latency: Vec<BrokerLatency>,
     /// Records accepted into the buffer.
     pub records_sent: u64,
     /// Records acknowledged by the broker (or written with acks=0).
@@ -83,4 +148,42 @@ pub struct MetricsSnapshot {
     pub forget_timed_out: u64,
     /// Times a caller woke a parked I/O thread.
     pub wakeups: u64,
+}
+
+/// Produce request round trips to one broker, from the request written to its response read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BrokerLatency {
+    /// Broker id (-1: a bootstrap address before metadata named it).
+    pub broker: i32,
+    /// Requests answered.
+    pub requests: u64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p999_us: u64,
+    /// Slowest, µs.
+    pub max_us: u64,
+}
+
+impl MetricsSnapshot {
+    /// Mean records per batch (0 before the first batch).
+    pub fn mean_batch_records(&self) -> f64 {
+        if self.batches_sent == 0 {
+            0.0
+        } else {
+            self.records_batched as f64 / (self.batches_sent - self.retries).max(1) as f64
+        }
+    }
+
+    /// Uncompressed over compressed batch bytes (1.0 without compression or batches).
+    pub fn compression_ratio(&self) -> f64 {
+        if self.batch_bytes_compressed == 0 {
+            1.0
+        } else {
+            self.batch_bytes_uncompressed as f64 / self.batch_bytes_compressed as f64
+        }
+    }
 }

@@ -189,9 +189,14 @@ impl Producer {
         &self.shared.config
     }
 
-    /// The producer's counters.
+    /// A snapshot of the producer's counters: records and bytes sent, acknowledged, failed
+    /// and retried; records in flight and queued; batches, mean batch size and compression
+    /// ratio; Produce round-trip percentiles per broker.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
+        self.shared.metrics.snapshot(
+            self.shared.outstanding() as u64,
+            self.shared.queue_depth() as u64,
+        )
     }
 
     /// Records enqueued and not yet completed.

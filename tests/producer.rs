@@ -456,3 +456,50 @@ fn acks_none_and_leader_without_idempotence() {
         );
     }
 }
+
+/// `metrics()` adds up: what was batched was acknowledged, compression shows in the ratio,
+/// each broker's round trips are counted, and nothing is left in flight after a flush.
+#[test]
+fn metrics_add_up() {
+    let c = cluster(2, "metered", 4);
+    let p = builder(&c).compression(Compression::Lz4).build().unwrap();
+    let before = p.metrics();
+    assert_eq!(
+        (before.in_flight, before.queue_depth, before.records_sent),
+        (0, 0, 0)
+    );
+    for i in 0..5000u32 {
+        p.send("metered", i.to_be_bytes().to_vec(), vec![b'x'; 200])
+            .unwrap();
+    }
+    p.flush(LONG).unwrap();
+    let m = p.metrics();
+    assert_eq!(
+        (m.records_sent, m.records_acked, m.records_failed),
+        (5000, 5000, 0)
+    );
+    assert_eq!((m.in_flight, m.queue_depth), (0, 0));
+    assert_eq!(m.records_batched, 5000);
+    assert!(m.batches_sent >= 4, "{m:?}");
+    assert!(m.mean_batch_records() >= 1.0 && m.mean_batch_records() <= 5000.0);
+    assert!(
+        m.compression_ratio() > 5.0,
+        "200 repeated bytes compress: {}",
+        m.compression_ratio()
+    );
+    assert_eq!(m.bytes_acked, m.batch_bytes_compressed);
+    let answered: u64 = m.request_latency.iter().map(|b| b.requests).sum();
+    assert_eq!(answered, m.requests_sent, "{m:?}");
+    assert_eq!(
+        m.request_latency.len(),
+        2,
+        "both brokers lead partitions: {m:?}"
+    );
+    for b in &m.request_latency {
+        assert!(
+            b.p50_us > 0 && b.p50_us <= b.p99_us && b.p99_us <= b.max_us,
+            "{b:?}"
+        );
+    }
+    p.close(LONG).unwrap();
+}

@@ -66,6 +66,8 @@ impl ProducerIds {
 #[derive(Debug)]
 pub(crate) struct ProducerBatch {
     pub bytes: Bytes,
+    /// The records' encoded size before compression.
+    pub uncompressed: usize,
     pub completers: Vec<Completer>,
     pub timestamps: Vec<i64>,
     pub reserved: usize,
@@ -232,7 +234,8 @@ impl Accumulator {
             base_sequence,
             ..BatchHeader::default()
         };
-        let mut out = Vec::with_capacity(self.last_batch_len.max(self.builder.size_uncompressed()));
+        let uncompressed = self.builder.size_uncompressed();
+        let mut out = Vec::with_capacity(self.last_batch_len.max(uncompressed));
         if let Err(e) = self.builder.finish(&header, compressor, &mut out) {
             // Undo the numbering: nothing was queued.
             if ids.idempotent() {
@@ -245,6 +248,7 @@ impl Accumulator {
         let cap = self.completers.len();
         self.ready.push_back(ProducerBatch {
             bytes: Bytes::from(out),
+            uncompressed,
             completers: std::mem::replace(&mut self.completers, Vec::with_capacity(cap)),
             timestamps: std::mem::replace(&mut self.timestamps, Vec::with_capacity(cap)),
             reserved: std::mem::take(&mut self.reserved),

@@ -272,6 +272,15 @@ impl IoThread {
         outcome: Result<(i64, Option<i64>), Error>,
     ) {
         let (n, bytes) = (b.record_count(), b.reserved);
+        let m = &self.shared.metrics;
+        Metrics::add(
+            if outcome.is_ok() {
+                &m.bytes_acked
+            } else {
+                &m.bytes_failed
+            },
+            b.bytes.len() as u64,
+        );
         b.complete(&p.topic, p.partition, outcome, &mut self.deliver());
         self.shared.release(n, bytes);
     }
@@ -389,8 +398,14 @@ impl IoThread {
                 let mut b = acc.ready.pop_front().expect("sendable");
                 acc.in_flight += 1;
                 b.attempts += 1;
+                let m = &self.shared.metrics;
                 if b.attempts > 1 {
-                    Metrics::add(&self.shared.metrics.retries, 1);
+                    Metrics::add(&m.retries, 1);
+                    Metrics::add(&m.records_retried, b.record_count() as u64);
+                } else {
+                    Metrics::add(&m.records_batched, b.record_count() as u64);
+                    Metrics::add(&m.batch_bytes_uncompressed, b.uncompressed as u64);
+                    Metrics::add(&m.batch_bytes_compressed, b.bytes.len() as u64);
                 }
                 drop(acc);
                 batches.push((p, b));
@@ -668,6 +683,12 @@ impl IoThread {
         now: Instant,
     ) -> Result<(), String> {
         let version = inflight.version;
+        if matches!(inflight.context, Ctx::Produce(_)) {
+            let broker = self.conns[i].as_ref().map_or(-1, |c| c.broker);
+            self.shared
+                .metrics
+                .request_latency(broker, now.saturating_duration_since(inflight.sent_at));
+        }
         match inflight.context {
             Ctx::ApiVersions => {
                 let resp = match decode_api_versions_response(frame, version) {

@@ -211,6 +211,20 @@ impl Shared {
         self.buffered_records.load(SeqCst)
     }
 
+    /// Records waiting in rings and metadata queues, not yet in a batch.
+    pub fn queue_depth(&self) -> usize {
+        let mut n = 0;
+        for t in self.topics.load().values() {
+            if t.has_pending.load(SeqCst) {
+                n += t.pending.lock().len();
+            }
+            if let Some(parts) = t.partitions.load_full() {
+                n += parts.iter().map(|p| p.ring.len()).sum::<usize>();
+            }
+        }
+        n
+    }
+
     /// Wakes every I/O thread (flush, close, metadata changes).
     pub fn wake_all(&self) {
         for t in &self.io {

@@ -1,0 +1,246 @@
+//! The `kprod` binary: `produce` from stdin, `perf`, and `mock`, with and without `-b`.
+#![cfg(feature = "cli")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kprod::mock::MockCluster;
+
+fn kprod() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kprod"))
+}
+
+fn run(mut cmd: Command, stdin: &str) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run kprod");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn produce_reads_lines_keys_and_headers_like_kcat() {
+    let cluster = MockCluster::builder().topic("lines", 1).build().unwrap();
+    let mut cmd = kprod();
+    cmd.args(["produce", "-b", &cluster.bootstrap_servers(), "-t", "lines"])
+        .args(["-K", "::", "-H", "src=cli", "-H", "src=again", "-z", "zstd"])
+        .args(["--acks", "all", "--idempotence", "--linger-ms", "1"])
+        .args(["-X", "delivery.timeout.ms=40000"]);
+    let out = run(cmd, "k1::v1\nno key here\nk3::v::3\r\n\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("4 records read, 4 acknowledged, 0 failed"));
+    let got: Vec<_> = cluster
+        .records("lines", 0)
+        .into_iter()
+        .map(|r| {
+            let h: Vec<_> = r
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.as_ref().map(|v| text(v))))
+                .collect();
+            (r.key.map(|k| text(&k)), r.value.map(|v| text(&v)), h)
+        })
+        .collect();
+    let h = vec![
+        ("src".to_string(), Some("cli".to_string())),
+        ("src".to_string(), Some("again".to_string())),
+    ];
+    let s = |x: &str| Some(x.to_string());
+    assert_eq!(
+        got,
+        vec![
+            (s("k1"), s("v1"), h.clone()),
+            (None, s("no key here"), h.clone()),
+            (s("k3"), s("v::3"), h.clone()),
+            (None, s(""), h),
+        ]
+    );
+}
+
+#[test]
+fn produce_exits_nonzero_and_says_why_when_a_record_fails() {
+    let cluster = MockCluster::builder().topic("small", 2).build().unwrap();
+    let mut cmd = kprod();
+    cmd.args([
+        "produce",
+        "-b",
+        &cluster.bootstrap_servers(),
+        "-t",
+        "small",
+        "-p",
+        "5",
+    ]);
+    let out = run(cmd, "a\nb\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("line 1") && err.contains("partition"), "{err}");
+    assert!(
+        err.contains("2 records read, 0 acknowledged, 2 failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let out = run(
+        {
+            let mut c = kprod();
+            c.args(["produce", "-t", "x", "-X", "lingr.ms=5"]);
+            c
+        },
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("lingr.ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        {
+            let mut c = kprod();
+            c.args(["produce", "-t", "x", "-z", "brotli"]);
+            c
+        },
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("brotli"));
+}
+
+#[test]
+fn produce_without_bootstrap_uses_an_embedded_cluster_and_says_so() {
+    let mut cmd = kprod();
+    cmd.args(["produce", "-t", "embedded"]);
+    let out = run(cmd, "one\ntwo\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("embedded mock cluster"), "{err}");
+    assert!(err.contains("2 acknowledged"), "{err}");
+}
+
+/// kafka-producer-perf-test's final line, then µs percentiles and CPU per record.
+fn check_perf_report(stdout: &str, n: u64) {
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{n} records sent, "))
+            && first.contains(" records/sec (")
+            && first.contains(" MB/sec), ")
+            && first.contains(" ms avg latency, ")
+            && first.ends_with(" ms 99.9th."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("latency µs"), "{stdout}");
+    assert!(stdout.contains("client CPU: "), "{stdout}");
+}
+
+#[test]
+fn perf_against_a_given_cluster_in_both_modes() {
+    let cluster = MockCluster::builder()
+        .topic("perf", 3)
+        .sink(true)
+        .build()
+        .unwrap();
+    for mode in ["send", "produce"] {
+        let mut cmd = kprod();
+        cmd.args(["perf", "-b", &cluster.bootstrap_servers(), "-t", "perf"])
+            .args([
+                "--num-records",
+                "3000",
+                "--record-size",
+                "64",
+                "--mode",
+                mode,
+            ])
+            .args(["-z", "lz4", "--linger-ms", "0"]);
+        let out = run(cmd, "");
+        assert!(out.status.success(), "{mode}: {}", text(&out.stderr));
+        check_perf_report(&text(&out.stdout), 3000);
+        assert!(!text(&out.stderr).contains("embedded"));
+    }
+    // Warm-up record plus 2 × 3000.
+    let stored: i64 = (0..3).map(|p| cluster.end_offset("perf", p)).sum();
+    assert_eq!(stored, 6002);
+}
+
+#[test]
+fn perf_at_a_fixed_rate_on_the_embedded_cluster() {
+    let mut cmd = kprod();
+    cmd.args(["perf", "--num-records", "2000", "--record-size", "100"])
+        .args(["--throughput", "4000"]);
+    let t = Instant::now();
+    let out = run(cmd, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "2000 records at 4000/s take 0.5 s"
+    );
+    let stdout = text(&out.stdout);
+    check_perf_report(&stdout, 2000);
+    assert!(stdout.contains("from the intended send time"), "{stdout}");
+    assert!(text(&out.stderr).contains("embedded mock cluster"));
+}
+
+#[test]
+fn mock_runs_a_cluster_other_clients_can_use_until_stdin_closes() {
+    let mut child = kprod()
+        .args([
+            "mock",
+            "--brokers",
+            "2",
+            "--topic",
+            "shared:4",
+            "--topic",
+            "other:1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let bootstrap = line.trim().to_string();
+    assert!(bootstrap.contains("127.0.0.1:"), "{bootstrap:?}");
+    let p = kprod::Producer::builder()
+        .bootstrap_servers(&bootstrap)
+        .build()
+        .unwrap();
+    for part in 0..4 {
+        let md = p
+            .produce_record(
+                kprod::ProducerRecord::new("shared")
+                    .partition(part)
+                    .value("x"),
+            )
+            .unwrap();
+        assert_eq!((md.partition, md.offset), (part, 0));
+    }
+    assert!(p
+        .produce_record(kprod::ProducerRecord::new("other").partition(1).value("x"))
+        .is_err());
+    p.close(Duration::from_secs(10)).unwrap();
+    drop(child.stdin.take()); // closing stdin stops the cluster
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "kprod mock did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+}
