@@ -74,7 +74,8 @@ pub enum Error {
     #[error("{at}broker error {} ({}), {}: {}{}", code.name(), code.code(),
         if code.is_retriable() { "retriable" } else { "not retriable" },
         code.description(),
-        message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+        message.as_deref().filter(|m| *m != code.description())
+            .map(|m| format!(" ({m})")).unwrap_or_default())]
     Kafka {
         /// The code.
         code: ErrorCode,

@@ -154,13 +154,14 @@ impl Producer {
         };
         let metrics = Arc::new(Metrics::default());
         let (polls, wakes) = io::polls(config.io_threads).map_err(io_err)?;
-        let pool = CallbackPool::start(config.callback_threads, metrics.clone()).map_err(io_err)?;
         let cores = if config.pin_threads {
             core_affinity::get_core_ids().filter(|c| !c.is_empty())
         } else {
             None
         };
+        let callback_threads = config.callback_threads;
         let shared = Arc::new(Shared::new(config, partitioner, wakes, metrics));
+        let pool = CallbackPool::start(callback_threads, shared.clone()).map_err(io_err)?;
         let mut threads = Vec::new();
         for (i, poll) in polls.into_iter().enumerate() {
             let t = IoThread::new(i, shared.clone(), poll, pool.sender());
@@ -371,9 +372,13 @@ impl Producer {
     }
 
     /// Sends what is buffered now (ignoring linger) and waits until every record enqueued
-    /// before the call has completed — acknowledged or failed. Records enqueued by other
-    /// threads during the wait are waited for too. [`Error::Timeout`] (`Flush`) if `timeout`
-    /// passes first; nothing is lost then, the records stay in flight.
+    /// before the call has completed — acknowledged or failed — and every delivery callback
+    /// of a completed record has returned. Records enqueued by other threads during the wait
+    /// are waited for too. [`Error::Timeout`] (`Flush`) if `timeout` passes first; nothing is
+    /// lost then, the records stay in flight.
+    ///
+    /// Do not call it (or [`close`](Self::close)) from a delivery callback: it would wait for
+    /// that callback; it then returns only at `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         self.shared.flushing.fetch_add(1, SeqCst);

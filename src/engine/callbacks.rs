@@ -10,6 +10,8 @@ use crossbeam::channel::{unbounded, Receiver, Sender};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::metrics::Metrics;
 
+use super::Shared;
+
 /// One callback to run.
 pub(crate) type Job = (Completer, DeliveryResult);
 
@@ -27,18 +29,21 @@ pub(crate) fn run_job((completer, result): Job, metrics: &Metrics) {
 }
 
 impl CallbackPool {
-    pub fn start(threads: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Starts `threads` threads. Each job's callback is counted done in `shared` when it
+    /// returns (so `flush` can wait for callbacks), whether or not it panicked.
+    pub fn start(threads: usize, shared: Arc<Shared>) -> std::io::Result<Self> {
         let (tx, rx): (Sender<Job>, Receiver<Job>) = unbounded();
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let rx = rx.clone();
-            let metrics = metrics.clone();
+            let shared = shared.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("kprod-callback-{i}"))
                     .spawn(move || {
                         for job in rx.iter() {
-                            run_job(job, &metrics);
+                            run_job(job, &shared.metrics);
+                            shared.callback_ran();
                         }
                     })?,
             );

@@ -243,6 +243,7 @@ impl IoThread {
     }
 
     fn deliver(&self) -> impl FnMut(Completer, DeliveryResult) + '_ {
+        let shared = &self.shared;
         let metrics = &self.shared.metrics;
         let tx = &self.callbacks;
         move |c: Completer, r: DeliveryResult| {
@@ -255,8 +256,10 @@ impl IoThread {
                 1,
             );
             if c.is_callback() {
+                shared.callback_queued();
                 if let Err(e) = tx.send((c, r)) {
                     run_job(e.into_inner(), metrics);
+                    shared.callback_ran();
                 }
             } else {
                 c.complete(r);

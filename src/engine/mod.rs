@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     pub ids_ready: AtomicBool,
     buffered_bytes: AtomicUsize,
     buffered_records: AtomicUsize,
+    /// Completions handed to the callback pool whose callback has not finished yet.
+    callbacks_queued: AtomicUsize,
     space: Signal,
     done: Signal,
     pub flushing: AtomicUsize,
@@ -185,6 +187,7 @@ impl Shared {
             ids_ready: AtomicBool::new(false),
             buffered_bytes: AtomicUsize::new(0),
             buffered_records: AtomicUsize::new(0),
+            callbacks_queued: AtomicUsize::new(0),
             space: Signal::default(),
             done: Signal::default(),
             flushing: AtomicUsize::new(0),
@@ -290,9 +293,27 @@ impl Shared {
         self.space.notify();
     }
 
-    /// Waits until nothing is outstanding, or `deadline`.
+    /// Waits until nothing is outstanding and every callback has run, or `deadline`.
     pub fn wait_idle(&self, deadline: Instant) -> bool {
-        self.outstanding() == 0 || self.done.wait_until(deadline, || self.outstanding() == 0)
+        self.idle() || self.done.wait_until(deadline, || self.idle())
+    }
+
+    /// No record is outstanding and every callback of a completed one has returned.
+    fn idle(&self) -> bool {
+        // Order matters: a completion queues its callback before it releases its record.
+        self.buffered_records.load(SeqCst) == 0 && self.callbacks_queued.load(SeqCst) == 0
+    }
+
+    /// A completion is about to go to the callback pool (before its record is released).
+    pub fn callback_queued(&self) {
+        self.callbacks_queued.fetch_add(1, SeqCst);
+    }
+
+    /// A callback queued with [`callback_queued`](Self::callback_queued) has returned.
+    pub fn callback_ran(&self) {
+        if self.callbacks_queued.fetch_sub(1, SeqCst) == 1 {
+            self.done.notify();
+        }
     }
 
     /// The topic's state, created (waiting for metadata) on first use.
