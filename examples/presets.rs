@@ -16,7 +16,8 @@ mod common;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (bootstrap, _cluster) = common::bootstrap(&[("presets", 3)])?;
-    let presets: [(&str, fn() -> ProducerBuilder); 3] = [
+    type Preset = fn() -> ProducerBuilder;
+    let presets: [(&str, Preset); 3] = [
         ("for_high_throughput", ProducerBuilder::for_high_throughput),
         ("for_low_latency", ProducerBuilder::for_low_latency),
         ("for_reliability", ProducerBuilder::for_reliability),

@@ -48,3 +48,8 @@ pub use record::{Payload, ProducerRecord};
 
 /// The builder [`Producer::builder`] returns.
 pub type ProducerBuilder = ProducerConfigBuilder;
+
+/// README.md's code compiles (checked by `cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
