@@ -264,7 +264,8 @@ impl ProducerConfigBuilder {
         max_in_flight: usize;
         /// Most bytes of records buffered and not yet acknowledged. Default 64 MiB.
         buffer_memory: usize;
-        /// Most records buffered and not yet acknowledged. Default 1,000,000.
+        /// Most records buffered and not yet completed — delivery callbacks waiting to run
+        /// count too. Default 1,000,000.
         buffer_records: usize;
         /// How long `send` blocks for room in the buffer. Default 60 s.
         max_block: Duration;

@@ -411,6 +411,57 @@ fn full_buffer_blocks_then_hands_the_record_back() {
     assert_eq!(p.in_flight(), 0);
 }
 
+/// Completed records whose callbacks have not run yet count against `buffer_records`: slow
+/// callbacks hold senders back instead of piling up, and `flush` waits for them.
+#[test]
+fn slow_callbacks_hold_buffer_room_and_flush_waits_for_them() {
+    let c = cluster(1, "slow", 1);
+    let p = builder(&c)
+        .buffer_records(10)
+        .callback_threads(1)
+        .build()
+        .unwrap();
+    let (open, gate) = crossbeam::channel::unbounded::<()>();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10 {
+        let (gate, ran) = (gate.clone(), ran.clone());
+        p.send_with(ProducerRecord::new("slow").value("v"), move |r| {
+            r.unwrap();
+            gate.recv().unwrap();
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    let deadline = Instant::now() + LONG;
+    while p.metrics().records_acked < 10 {
+        assert!(Instant::now() < deadline, "records not acknowledged");
+        std::thread::yield_now();
+    }
+    // All ten are acknowledged, but their callbacks are stuck: no room yet.
+    let e = p
+        .try_send(ProducerRecord::new("slow").value("w"))
+        .unwrap_err();
+    assert!(matches!(e.error, Error::QueueFull { .. }), "{:?}", e.error);
+    assert!(matches!(
+        p.flush(Duration::from_millis(50)),
+        Err(Error::Timeout {
+            deadline: Deadline::Flush,
+            ..
+        })
+    ));
+    for _ in 0..10 {
+        open.send(()).unwrap();
+    }
+    p.flush(LONG).unwrap();
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        10,
+        "flush returns after the callbacks"
+    );
+    p.try_send(ProducerRecord::new("slow").value("w")).unwrap();
+    p.close(LONG).unwrap();
+}
+
 #[test]
 fn typed_producer_and_await_forget() {
     let c = cluster(1, "typed", 2);

@@ -249,6 +249,9 @@ impl Shared {
     fn try_reserve(&self, bytes: usize, notify: bool) -> bool {
         let b = self.buffered_bytes.fetch_add(bytes, SeqCst);
         let r = self.buffered_records.fetch_add(1, SeqCst);
+        // Callbacks waiting for the pool count against the record limit too, so slow
+        // callbacks slow senders down instead of queueing without bound.
+        let r = r + self.callbacks_queued.load(SeqCst);
         if b + bytes > self.config.buffer_memory || r >= self.config.buffer_records {
             self.buffered_bytes.fetch_sub(bytes, SeqCst);
             self.buffered_records.fetch_sub(1, SeqCst);
@@ -314,6 +317,7 @@ impl Shared {
         if self.callbacks_queued.fetch_sub(1, SeqCst) == 1 {
             self.done.notify();
         }
+        self.space.notify();
     }
 
     /// The topic's state, created (waiting for metadata) on first use.
