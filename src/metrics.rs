@@ -25,6 +25,8 @@ pub(crate) struct Metrics {
     pub forget_failed: AtomicU64,
     pub forget_timed_out: AtomicU64,
     pub wakeups: AtomicU64,
+    pub epoch_bumps: AtomicU64,
+    pub sequence_rewinds: AtomicU64,
     pub records_batched: AtomicU64,
     pub records_retried: AtomicU64,
     pub bytes_acked: AtomicU64,
@@ -92,6 +94,8 @@ impl Metrics {
             forget_failed: g(&self.forget_failed),
             forget_timed_out: g(&self.forget_timed_out),
             wakeups: g(&self.wakeups),
+            epoch_bumps: g(&self.epoch_bumps),
+            sequence_rewinds: g(&self.sequence_rewinds),
         }
     }
 }
@@ -148,6 +152,13 @@ pub struct MetricsSnapshot {
     pub forget_timed_out: u64,
     /// Times a caller woke a parked I/O thread.
     pub wakeups: u64,
+    /// Idempotence: times the producer epoch was bumped (KIP-360) so that partitions could
+    /// go on after a batch with an unknown outcome was given up, or the broker lost track of
+    /// the producer's sequences.
+    pub epoch_bumps: u64,
+    /// Idempotence: times a partition's waiting batches were renumbered to close the gap a
+    /// batch that was certainly not written left when it failed.
+    pub sequence_rewinds: u64,
 }
 
 /// Produce request round trips to one broker, from the request written to its response read.

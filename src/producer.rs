@@ -88,6 +88,25 @@ impl ProduceAllResults {
 /// pool, or not at all (fire-and-forget). Dropping the producer closes it (flushing for up to
 /// the delivery timeout).
 ///
+/// # Guarantees
+///
+/// - Every record a call accepts gets exactly one completion: its partition and offset, or an
+///   [`Error`] saying why — within [`delivery_timeout`](crate::ProducerConfigBuilder::delivery_timeout)
+///   of the call, and by the time [`close`](Self::close) returns at the latest.
+/// - With idempotence (the default; it forces `acks=all` and at most 5 requests in flight), a
+///   record reported delivered is in the log exactly once and in per-partition send order,
+///   through lost connections, broker restarts, leader moves and retriable errors. A
+///   non-retriable error fails only the records of the request it answers. A record failed by
+///   its delivery timeout may or may not be in the log, never twice; the producer then bumps
+///   its epoch (KIP-360) and the partition goes on.
+/// - Without idempotence: at least once (a retry may write a batch again); with
+///   `max_in_flight(1)`, the first copies stay in send order. With `acks=0`: at most once.
+/// - Memory is bounded by the buffer settings: a full buffer makes `send` wait up to
+///   `max_block`, then fail with [`Error::QueueFull`] handing the record back.
+///
+/// The tests in `tests/faults.rs`, `tests/completions.rs` and `tests/memory_bound.rs` prove
+/// each of these against injected faults.
+///
 /// ```
 /// # #[cfg(feature = "mock")] {
 /// use std::time::Duration;

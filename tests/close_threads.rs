@@ -2,30 +2,13 @@
 //! the process's threads by name.
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use kprod::{Producer, ProducerRecord};
 use rdkafka::mocking::MockCluster;
-
-fn kprod_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("kprod-"))
-        .count()
-}
-
-/// Threads name themselves once running, so the count converges shortly after a spawn.
-fn threads_reach(want: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let n = kprod_threads();
-        if n == want || Instant::now() >= deadline {
-            return n;
-        }
-        std::thread::yield_now();
-    }
-}
+use support::threads::{kprod_threads, threads_reach};
 
 #[test]
 fn close_leaves_no_thread_even_under_faults() {
@@ -57,7 +40,7 @@ fn close_leaves_no_thread_even_under_faults() {
         let r = p.close(Duration::from_millis(500));
         assert_eq!(r.is_ok(), !broker_gone, "{r:?}");
         assert_eq!(
-            kprod_threads(),
+            threads_reach(0),
             0,
             "threads left after close (broker gone: {broker_gone})"
         );

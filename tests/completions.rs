@@ -16,6 +16,8 @@
 //! One test in this binary: it counts the process's threads by name.
 #![cfg(all(feature = "mock", target_os = "linux"))]
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use kprod::mock::MockCluster;
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::{DeliveryHandle, Error, Producer, ProducerRecord};
 use proptest::prelude::*;
+use support::threads::threads_reach;
 
 const TOPIC: &str = "t";
 const PARTITIONS: i32 = 4;
@@ -91,14 +94,6 @@ fn end() -> impl Strategy<Value = End> {
         Just(End::Close(Duration::from_secs(5))),
         Just(End::Drop),
     ]
-}
-
-fn kprod_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("kprod-"))
-        .count()
 }
 
 /// Record ids are their values, so what the cluster stored can be matched to completions.
@@ -292,7 +287,7 @@ fn run_case(ops: &[Op], end: End) -> Result<(), TestCaseError> {
         );
     }
     // No thread outlives close or drop.
-    prop_assert_eq!(kprod_threads(), 0);
+    prop_assert_eq!(threads_reach(0), 0);
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::delivery::{Completer, DeliveryResult, RecordMetadata};
 use crate::error::Error;
 use crate::protocol::compression::Compressor;
 use crate::protocol::record_batch::{
-    estimated_record_size, BatchHeader, Header, RecordBatchBuilder,
+    estimated_record_size, restamp_producer_state, BatchHeader, Header, RecordBatchBuilder,
 };
 
 /// A RecordBatch's fixed header, which every batch carries.
@@ -81,6 +81,10 @@ pub(crate) struct ProducerBatch {
     pub not_before: Option<Instant>,
     /// The last retriable failure, reported if the batch then times out.
     pub last_error: Option<Error>,
+    /// An attempt ended without a definite answer (connection lost, request timed out,
+    /// REQUEST_TIMED_OUT, ...): the broker may have written it. Such a batch is never
+    /// renumbered; only resending it under its own ids can settle what happened.
+    pub maybe_written: bool,
 }
 
 impl ProducerBatch {
@@ -136,7 +140,7 @@ pub(crate) enum Urgency {
 }
 
 /// One partition's batches on the producer side.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Accumulator {
     builder: RecordBatchBuilder,
     completers: Vec<Completer>,
@@ -149,8 +153,39 @@ pub(crate) struct Accumulator {
     /// Batches sent and not yet answered.
     pub in_flight: usize,
     next_sequence: i32,
+    /// The producer id and epoch the sequences here count under.
+    ids: ProducerIds,
+    /// The sequence the broker expects next: the end of the last acknowledged batch.
+    acked_end: i32,
+    /// A batch was given up: the sequences of the batches after it must be rewound to
+    /// `acked_end` once nothing is in flight and nothing unsettled is at the front.
+    pub gap: bool,
     /// Capacity hint for the next batch's buffer (the last batch's size).
     last_batch_len: usize,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Accumulator {
+            builder: RecordBatchBuilder::default(),
+            completers: Vec::new(),
+            timestamps: Vec::new(),
+            reserved: 0,
+            open_since: None,
+            ready: VecDeque::new(),
+            in_flight: 0,
+            next_sequence: 0,
+            ids: ProducerIds::NONE,
+            acked_end: 0,
+            gap: false,
+            last_batch_len: 0,
+        }
+    }
+}
+
+/// `s + n` in Kafka's sequence space, which wraps from `i32::MAX` to 0.
+fn seq_add(s: i32, n: usize) -> i32 {
+    ((i64::from(s) + n as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 impl Accumulator {
@@ -219,11 +254,11 @@ impl Accumulator {
             return Ok(());
         };
         let count = self.completers.len() as i32;
+        self.adopt(ids);
         let base_sequence = if ids.idempotent() {
             let s = self.next_sequence;
             // Sequences wrap from i32::MAX to 0, as in the Java client.
-            self.next_sequence =
-                ((i64::from(s) + i64::from(count)) % (i64::from(i32::MAX) + 1)) as i32;
+            self.next_sequence = seq_add(s, count as usize);
             s
         } else {
             -1
@@ -258,8 +293,67 @@ impl Accumulator {
             attempts: 0,
             not_before: None,
             last_error: None,
+            maybe_written: false,
         });
         Ok(())
+    }
+
+    /// Switches to new producer ids (the first ones, or after an epoch bump): sequences start
+    /// again at 0 and the waiting batches are renumbered from there. Only called with nothing
+    /// in flight (an epoch bump waits for that).
+    pub fn adopt(&mut self, ids: ProducerIds) {
+        if ids == self.ids {
+            return;
+        }
+        debug_assert_eq!(self.in_flight, 0, "new producer ids with batches in flight");
+        self.ids = ids;
+        self.acked_end = 0;
+        self.gap = false;
+        self.renumber(0);
+    }
+
+    /// An idempotent batch was acknowledged (or found a duplicate of one that was).
+    pub fn acked(&mut self, b: &ProducerBatch) {
+        if b.ids == self.ids && b.ids.idempotent() {
+            self.acked_end = seq_add(b.base_sequence, b.record_count());
+        }
+    }
+
+    /// Whether sequences here may be rewritten: nothing in flight, and the next batch to go
+    /// is not one the broker may already have.
+    pub fn settled(&self) -> bool {
+        self.in_flight == 0 && self.ready.front().is_none_or(|b| !b.maybe_written)
+    }
+
+    /// Closes the gap a given-up batch left, once [`settled`](Self::settled): the waiting
+    /// batches take the sequences from `acked_end` on. Returns whether it did.
+    pub fn rewind_if_settled(&mut self) -> bool {
+        if !self.gap || !self.settled() {
+            return false;
+        }
+        self.gap = false;
+        self.renumber(self.acked_end);
+        true
+    }
+
+    /// Gives the waiting batches consecutive sequences from `from`, under `self.ids`.
+    fn renumber(&mut self, from: i32) {
+        let ids = self.ids;
+        let mut next = from;
+        for b in self.ready.iter_mut() {
+            if ids.idempotent() && (b.ids != ids || b.base_sequence != next) {
+                let mut bytes = b.bytes.to_vec();
+                restamp_producer_state(&mut bytes, ids.producer_id, ids.epoch, next)
+                    .expect("a batch built here is one whole RecordBatch");
+                b.bytes = Bytes::from(bytes);
+                b.base_sequence = next;
+                b.ids = ids;
+            }
+            next = seq_add(next, b.record_count());
+        }
+        if ids.idempotent() {
+            self.next_sequence = next;
+        }
     }
 
     /// Puts a batch back for another attempt, in sequence order ahead of newer batches.
@@ -277,10 +371,20 @@ impl Accumulator {
         self.ready.insert(pos, batch);
     }
 
-    /// The batch to send next, if it may go at `now`.
-    pub fn sendable(&self, now: Instant) -> Option<&ProducerBatch> {
-        self.ready
-            .front()
+    /// The batch that would go next, ignoring retry backoff. While the partition is held —
+    /// `hold` (an epoch bump is pending) or a gap to rewind — only a batch the broker may
+    /// already have goes, alone, to learn its fate; everything else waits to be renumbered.
+    pub fn next_batch(&self, hold: bool) -> Option<&ProducerBatch> {
+        let b = self.ready.front()?;
+        if (hold || self.gap) && !(b.maybe_written && self.in_flight == 0) {
+            return None;
+        }
+        Some(b)
+    }
+
+    /// The batch to send next, if it may go at `now` (see [`next_batch`](Self::next_batch)).
+    pub fn sendable(&self, now: Instant, hold: bool) -> Option<&ProducerBatch> {
+        self.next_batch(hold)
             .filter(|b| b.not_before.is_none_or(|t| now >= t))
     }
 
@@ -448,11 +552,86 @@ mod tests {
         a.requeue(b1, t0 + Duration::from_millis(100), Error::Closed);
         assert_eq!(a.ready[0].base_sequence, 1);
         assert_eq!(a.ready[1].base_sequence, 2);
-        assert!(a.sendable(t0).is_none(), "backoff holds the partition");
-        assert!(a.sendable(t0 + Duration::from_millis(100)).is_some());
+        assert!(
+            a.sendable(t0, false).is_none(),
+            "backoff holds the partition"
+        );
+        assert!(a.sendable(t0 + Duration::from_millis(100), false).is_some());
         let expired = a.expire(t0 + Duration::from_millis(1001), Duration::from_secs(1));
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].base_sequence, 1);
         assert_eq!(a.ready.len(), 1);
+    }
+
+    /// Closes `n` one-record batches.
+    fn batches(a: &mut Accumulator, n: usize, ids: ProducerIds) {
+        let mut c = none();
+        for _ in 0..n {
+            let (r, _h) = rec("v");
+            a.append(r, Instant::now(), 1 << 20, ids, &mut c).unwrap();
+            a.close(ids, &mut c).unwrap();
+        }
+    }
+
+    /// (producer id, epoch, base sequence) as the bytes on the wire say.
+    fn stamped(b: &ProducerBatch) -> (i64, i16, i32) {
+        let d = decode_record_batches(&b.bytes, 1 << 20).unwrap();
+        (d[0].producer_id, d[0].producer_epoch, d[0].base_sequence)
+    }
+
+    #[test]
+    fn a_definite_failure_rewinds_the_later_batches() {
+        let mut a = Accumulator::default();
+        batches(&mut a, 4, IDS);
+        // 0 acknowledged; 1 fails for good (never written); 2 and 3 wait.
+        let b0 = a.ready.pop_front().unwrap();
+        a.acked(&b0);
+        let b1 = a.ready.pop_front().unwrap();
+        assert_eq!(b1.base_sequence, 1);
+        a.gap = true;
+        assert!(a.next_batch(false).is_none(), "held until rewound");
+        assert!(a.rewind_if_settled());
+        let seqs: Vec<_> = a.ready.iter().map(stamped).collect();
+        assert_eq!(seqs, [(7, 1, 1), (7, 1, 2)], "2 and 3 take 1 and 2");
+        assert_eq!(a.ready[0].base_sequence, 1);
+        assert!(a.next_batch(false).is_some());
+        // The next batch continues from there.
+        batches(&mut a, 1, IDS);
+        assert_eq!(stamped(&a.ready[2]), (7, 1, 3));
+    }
+
+    #[test]
+    fn a_batch_the_broker_may_have_is_resolved_before_any_rewind() {
+        let mut a = Accumulator::default();
+        batches(&mut a, 3, IDS);
+        let mut b0 = a.ready.pop_front().unwrap();
+        b0.maybe_written = true; // its connection was cut
+        a.requeue(b0, Instant::now(), Error::Closed);
+        a.gap = true; // some other batch failed
+        assert!(!a.settled());
+        assert!(!a.rewind_if_settled(), "never renumber what may be written");
+        let b = a.next_batch(true).expect("the unsettled batch goes alone");
+        assert_eq!(b.base_sequence, 0);
+        a.in_flight = 1;
+        assert!(a.next_batch(true).is_none(), "one at a time");
+    }
+
+    #[test]
+    fn new_ids_restart_sequences_and_renumber_waiting_batches() {
+        let mut a = Accumulator::default();
+        batches(&mut a, 3, IDS);
+        let b0 = a.ready.pop_front().unwrap();
+        a.acked(&b0);
+        let bumped = ProducerIds {
+            producer_id: 7,
+            epoch: 2,
+        };
+        a.gap = true;
+        a.adopt(bumped);
+        assert!(!a.gap);
+        let seqs: Vec<_> = a.ready.iter().map(stamped).collect();
+        assert_eq!(seqs, [(7, 2, 0), (7, 2, 1)]);
+        batches(&mut a, 1, bumped);
+        assert_eq!(stamped(&a.ready[2]), (7, 2, 2));
     }
 }

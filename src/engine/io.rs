@@ -19,7 +19,7 @@ use crossbeam::channel::Sender;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::batch::{ProducerBatch, ProducerIds, Urgency};
+use super::batch::{Accumulator, ProducerBatch, ProducerIds, Urgency};
 use super::callbacks::{run_job, Job};
 use super::{PartitionState, Shared};
 use crate::connection::{Connection, InFlight};
@@ -135,6 +135,10 @@ struct Control {
     next_metadata: Option<Instant>,
     pid_in_flight: bool,
     pid_retry_at: Option<Instant>,
+    /// The InitProducerId in flight is an epoch bump.
+    bumping: bool,
+    /// A bump with the current id and epoch was refused: ask for a new id instead.
+    bump_fresh: bool,
     /// After a control connection fails: not before this, and the next backoff.
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -312,6 +316,8 @@ impl IoThread {
         for k in 0..self.owned.len() {
             let p = self.owned[k].clone();
             let mut acc = p.acc.lock();
+            // After an epoch bump: sequences restart under the new ids.
+            acc.adopt(ids);
             let mut drained = 0;
             let mut failed = None;
             while let Some(r) = p.ring.pop() {
@@ -349,6 +355,13 @@ impl IoThread {
                 p.sticky.rotate(p.partition as u32, n, r);
             }
             let expired = acc.expire(now, delivery_timeout);
+            for b in &expired {
+                self.given_up(&mut acc, b);
+            }
+            if acc.gap && !self.shared.bump_wanted.load(SeqCst) && acc.rewind_if_settled() {
+                Metrics::add(&self.shared.metrics.sequence_rewinds, 1);
+                log::debug!("kprod: {p:?}: sequences rewound past a failed batch");
+            }
             let next = acc.next_deadline(linger, delivery_timeout);
             drop(acc);
             for b in expired {
@@ -364,6 +377,7 @@ impl IoThread {
 
     /// Sends one Produce request to each ready broker that has sendable batches.
     fn send_produce(&mut self, now: Instant, deadline: &mut Option<Instant>) {
+        let hold = self.shared.bump_wanted.load(SeqCst);
         let mut wanted: HashMap<i32, Vec<Arc<PartitionState>>> = HashMap::new();
         for p in &self.owned {
             let leader = p.leader.load(SeqCst);
@@ -371,7 +385,7 @@ impl IoThread {
                 continue;
             }
             let acc = p.acc.lock();
-            match acc.ready.front() {
+            match acc.next_batch(hold) {
                 Some(b) if b.not_before.is_none_or(|t| now >= t) => {
                     wanted.entry(leader).or_default().push(p.clone());
                 }
@@ -393,7 +407,9 @@ impl IoThread {
             let mut batches: Vec<(Arc<PartitionState>, ProducerBatch)> = Vec::new();
             for p in parts {
                 let mut acc = p.acc.lock();
-                let Some(b) = acc.sendable(now) else { continue };
+                let Some(b) = acc.sendable(now, hold) else {
+                    continue;
+                };
                 if !batches.is_empty() && size + b.bytes.len() > limit {
                     continue;
                 }
@@ -776,15 +792,31 @@ impl IoThread {
                 let (_, resp) = lenient::<InitProducerIdRequest>(frame, version)
                     .map_err(|e| format!("InitProducerId: {e}"))?;
                 let code = ErrorCode(resp.error_code);
+                let bumping = std::mem::take(&mut self.control.bumping);
                 if code == ErrorCode::NONE {
-                    *self.shared.ids.lock() = ProducerIds {
+                    let ids = ProducerIds {
                         producer_id: resp.producer_id,
                         epoch: resp.producer_epoch,
                     };
+                    *self.shared.ids.lock() = ids;
                     self.shared.ids_ready.store(true, SeqCst);
+                    if bumping {
+                        // Partitions adopt the new ids (sequences from 0) before sending.
+                        self.control.bump_fresh = false;
+                        self.shared.bump_wanted.store(false, SeqCst);
+                        Metrics::add(&self.shared.metrics.epoch_bumps, 1);
+                        log::info!(
+                            "kprod: producer epoch bumped: id {} epoch {}",
+                            ids.producer_id,
+                            ids.epoch
+                        );
+                    }
                     self.shared.wake_all();
                 } else {
                     log::warn!("kprod: InitProducerId failed: {}", code.name());
+                    if bumping {
+                        self.control.bump_fresh = true;
+                    }
                     self.control.pid_retry_at = Some(now + self.shared.config.retry_backoff);
                 }
                 Ok(())
@@ -801,7 +833,8 @@ impl IoThread {
                             source: e.clone(),
                             at: Location::default(),
                         };
-                        for (p, b) in batches {
+                        for (p, mut b) in batches {
+                            b.maybe_written = true;
                             self.retry_or_fail(&p, b, err.clone(), now);
                         }
                         return Err(format!("Produce: {e}"));
@@ -824,12 +857,18 @@ impl IoThread {
                             },
                             at: Location::at(&p.topic, p.partition),
                         };
+                        let mut b = b;
+                        b.maybe_written = true;
                         self.retry_or_fail(&p, b, err, now);
                         continue;
                     };
                     let code = ErrorCode(pr.error_code);
                     if code == ErrorCode::NONE || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
-                        p.acc.lock().in_flight -= 1;
+                        {
+                            let mut acc = p.acc.lock();
+                            acc.in_flight -= 1;
+                            acc.acked(&b);
+                        }
                         let append = (pr.log_append_time_ms >= 0).then_some(pr.log_append_time_ms);
                         let base = if code == ErrorCode::NONE {
                             pr.base_offset
@@ -854,21 +893,70 @@ impl IoThread {
                     ) {
                         self.shared.request_metadata();
                     }
-                    let gap_before = code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER && {
-                        // An earlier batch of this partition is being retried: this one
-                        // was rejected only because it overtook it.
-                        let acc = p.acc.lock();
-                        acc.ready.iter().any(|r| r.base_sequence < b.base_sequence)
-                            || acc.in_flight > 1
-                    };
-                    if code.is_retriable() || gap_before {
-                        self.retry_or_fail(&p, b, err, now);
-                    } else {
-                        p.acc.lock().in_flight -= 1;
-                        self.complete(&p, b, Err(err));
+                    let mut b = b;
+                    let idempotent = b.ids.idempotent();
+                    match code {
+                        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if idempotent => {
+                            // Certainly not written: the broker wanted another sequence.
+                            b.maybe_written = false;
+                            let explained = self.shared.bump_wanted.load(SeqCst) || {
+                                // Held for a rewind, or an earlier batch of this partition
+                                // is being retried and this one overtook it.
+                                let acc = p.acc.lock();
+                                acc.gap
+                                    || acc.ready.iter().any(|r| r.base_sequence < b.base_sequence)
+                                    || acc.in_flight > 1
+                            };
+                            if !explained {
+                                // The broker lost track of this producer's sequences.
+                                log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
+                                self.shared.bump_wanted.store(true, SeqCst);
+                            }
+                            self.retry_or_fail(&p, b, err, now);
+                        }
+                        ErrorCode::UNKNOWN_PRODUCER_ID | ErrorCode::INVALID_PRODUCER_EPOCH
+                            if idempotent =>
+                        {
+                            b.maybe_written = false;
+                            log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
+                            self.shared.bump_wanted.store(true, SeqCst);
+                            self.retry_or_fail(&p, b, err, now);
+                        }
+                        _ if code.is_retriable() => {
+                            // These say the broker may have written the batch.
+                            if matches!(
+                                code,
+                                ErrorCode::REQUEST_TIMED_OUT
+                                    | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                                    | ErrorCode::NETWORK_EXCEPTION
+                            ) {
+                                b.maybe_written = true;
+                            }
+                            self.retry_or_fail(&p, b, err, now);
+                        }
+                        _ => {
+                            {
+                                let mut acc = p.acc.lock();
+                                acc.in_flight -= 1;
+                                self.given_up(&mut acc, &b);
+                            }
+                            self.complete(&p, b, Err(err));
+                        }
                     }
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Idempotence bookkeeping for a batch about to fail: its sequences leave a gap. If the
+    /// broker certainly does not have it, the partition's later batches are renumbered once
+    /// settled; if it may have it, only a new epoch makes the partition usable again.
+    fn given_up(&self, acc: &mut Accumulator, b: &ProducerBatch) {
+        if b.ids.idempotent() {
+            acc.gap = true;
+            if b.maybe_written {
+                self.shared.bump_wanted.store(true, SeqCst);
             }
         }
     }
@@ -880,6 +968,7 @@ impl IoThread {
         let mut acc = p.acc.lock();
         acc.in_flight -= 1;
         if now >= b.created + cfg.delivery_timeout || self.shared.abort.load(SeqCst) {
+            self.given_up(&mut acc, &b);
             drop(acc);
             let e = self
                 .shared
@@ -932,7 +1021,9 @@ impl IoThread {
                         )),
                         at: Location::default(),
                     };
-                    for (p, b) in batches {
+                    for (p, mut b) in batches {
+                        // Sent, unanswered: the broker may have it.
+                        b.maybe_written = true;
                         self.retry_or_fail(&p, b, err.clone(), now);
                     }
                 }
@@ -977,10 +1068,14 @@ impl IoThread {
     /// Thread 0: metadata, the producer id, and records waiting for metadata.
     fn control_duties(&mut self, now: Instant) -> Option<Instant> {
         let mut next = None;
-        let want_pid = self.shared.config.idempotence
-            && !self.shared.ids_ready.load(SeqCst)
+        let may_ask = self.shared.config.idempotence
             && !self.control.pid_in_flight
             && self.control.pid_retry_at.is_none_or(|t| now >= t);
+        let bump = may_ask
+            && self.shared.ids_ready.load(SeqCst)
+            && self.shared.bump_wanted.load(SeqCst)
+            && self.all_settled();
+        let want_pid = may_ask && (!self.shared.ids_ready.load(SeqCst) || bump);
         let wanted = self.shared.metadata_wanted.load(SeqCst);
         let due = self.control.next_metadata.is_none_or(|t| now >= t);
         let want_meta = !self.control.metadata_in_flight
@@ -1006,17 +1101,22 @@ impl IoThread {
                     if want_pid && c.conn.can_send() {
                         match v.init_producer_id {
                             Some(pv) => {
+                                // KIP-360 (v3+): the same id, the next epoch. Otherwise (or
+                                // if that was refused) a new id; sequences restart either way.
+                                let ids = *self.shared.ids.lock();
+                                let keep = bump && pv >= 3 && !self.control.bump_fresh;
                                 let req = InitProducerIdRequest {
                                     transactional_id: None,
                                     transaction_timeout_ms: i32::MAX,
-                                    producer_id: -1,
-                                    producer_epoch: -1,
+                                    producer_id: if keep { ids.producer_id } else { -1 },
+                                    producer_epoch: if keep { ids.epoch } else { -1 },
                                 };
                                 if c.conn
                                     .send(&req, pv, true, now, Ctx::InitProducerId)
                                     .is_ok()
                                 {
                                     self.control.pid_in_flight = true;
+                                    self.control.bumping = bump;
                                 }
                             }
                             None => {
@@ -1035,12 +1135,27 @@ impl IoThread {
         }
         merge(&mut next, self.control.next_metadata);
         merge(&mut next, self.control.pid_retry_at);
+        if self.shared.bump_wanted.load(SeqCst) && !self.control.pid_in_flight {
+            // Partitions settle on other threads: look again soon (rare, and short-lived).
+            merge(&mut next, Some(now + Duration::from_millis(5)));
+        }
         if want_pid || want_meta {
             merge(&mut next, self.control.retry_at);
         }
         let mut deliver = self.deliver();
         merge(&mut next, self.shared.place_pending(now, &mut deliver));
         next
+    }
+
+    /// Whether no partition has a batch in flight or one the broker may have at the front of
+    /// its queue: the precondition of an epoch bump.
+    fn all_settled(&self) -> bool {
+        self.shared.topics.load().values().all(|t| {
+            t.partitions
+                .load()
+                .as_ref()
+                .is_none_or(|ps| ps.iter().all(|p| p.acc.lock().settled()))
+        })
     }
 
     /// The control connection, connecting to a known broker or a bootstrap address.

@@ -20,7 +20,7 @@ use crate::protocol::ErrorCode;
 /// What applying a response changed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Applied {
-    /// Topics still without partitions (retry soon).
+    /// Topics still without partitions, and partitions without a leader (refresh soon).
     pub unresolved: usize,
     /// Whether any leader or partition changed.
     pub changed: bool,
@@ -90,6 +90,9 @@ impl Shared {
                     };
                     if p.leader.swap(leader, SeqCst) != leader {
                         applied.changed = true;
+                    }
+                    if leader < 0 {
+                        applied.unresolved += 1;
                     }
                 }
             }

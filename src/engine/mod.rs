@@ -150,6 +150,9 @@ pub(crate) struct Shared {
     pub io: Vec<io::ThreadWake>,
     pub ids: Mutex<ProducerIds>,
     pub ids_ready: AtomicBool,
+    /// Idempotence: the epoch must be bumped. Partitions hold new batches meanwhile; thread 0
+    /// asks for the new epoch once no partition has anything in flight or unsettled.
+    pub bump_wanted: AtomicBool,
     buffered_bytes: AtomicUsize,
     buffered_records: AtomicUsize,
     /// Completions handed to the callback pool whose callback has not finished yet.
@@ -185,6 +188,7 @@ impl Shared {
             io,
             ids: Mutex::new(ProducerIds::NONE),
             ids_ready: AtomicBool::new(false),
+            bump_wanted: AtomicBool::new(false),
             buffered_bytes: AtomicUsize::new(0),
             buffered_records: AtomicUsize::new(0),
             callbacks_queued: AtomicUsize::new(0),

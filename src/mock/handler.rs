@@ -224,8 +224,8 @@ fn brokers(shared: &Shared) -> Vec<MetadataBroker> {
         .iter()
         .map(|b| MetadataBroker {
             node_id: b.id,
-            host: b.addr.ip().to_string(),
-            port: i32::from(b.addr.port()),
+            host: b.advertised_addr().ip().to_string(),
+            port: i32::from(b.advertised_addr().port()),
             rack: None,
         })
         .collect()
@@ -241,6 +241,12 @@ fn describe_topic(st: &State, name: &str) -> MetadataTopic {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| MetadataPartition {
+                    // A partition without a leader says so, as Kafka does during an election.
+                    error_code: if p.leader < 0 {
+                        ErrorCode::LEADER_NOT_AVAILABLE.0
+                    } else {
+                        0
+                    },
                     partition_index: i as i32,
                     leader_id: p.leader,
                     leader_epoch: p.leader_epoch,
@@ -457,8 +463,8 @@ fn produce(shared: &Shared, broker: i32, v: i16, cid: i32, req: ProduceRequest) 
                     if let Some(b) = shared.broker(leader) {
                         node_endpoints.push(NodeEndpoint {
                             node_id: leader,
-                            host: b.addr.ip().to_string(),
-                            port: i32::from(b.addr.port()),
+                            host: b.advertised_addr().ip().to_string(),
+                            port: i32::from(b.advertised_addr().port()),
                             rack: None,
                         });
                     }

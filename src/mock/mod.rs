@@ -394,6 +394,22 @@ impl MockCluster {
         }
     }
 
+    /// Leaves a partition without a leader (as during an election) and bumps its leader
+    /// epoch: Metadata reports leader -1 with LEADER_NOT_AVAILABLE, and every broker answers
+    /// Produce for it with NOT_LEADER_OR_FOLLOWER, until
+    /// [`set_partition_leader`](Self::set_partition_leader) names one. Panics for an unknown
+    /// partition.
+    pub fn set_partition_leaderless(&self, topic: &str, partition: i32) {
+        let mut st = self.shared.state.lock();
+        let p = st
+            .partition_mut(topic, partition)
+            .unwrap_or_else(|| panic!("no partition {topic}-{partition}"));
+        if p.leader >= 0 {
+            p.leader = -1;
+            p.leader_epoch += 1;
+        }
+    }
+
     /// The next `errors.len()` requests of API `api_key`, to any broker, are answered with
     /// these codes in order instead of being served. For Produce every partition in the
     /// request gets the code and nothing is stored; for Metadata every topic; for Fetch and
@@ -424,6 +440,13 @@ impl MockCluster {
     pub fn drop_connection_after_bytes(&self, broker: i32, bytes: u64) {
         let idx = self.broker_index(broker);
         self.shared.state.lock().drop_after_bytes[idx] = Some(bytes);
+    }
+
+    /// Makes Metadata responses give clients `addr` for `broker` instead of its own listener —
+    /// e.g. a proxy in front of it that injects network faults. Bootstrap addresses are
+    /// unaffected. `None` restores the broker's own address.
+    pub fn set_advertised_addr(&self, broker: i32, addr: Option<std::net::SocketAddr>) {
+        *self.broker(broker).advertised.lock() = addr;
     }
 
     /// Delays every response of `broker` by `latency` from the arrival of its request

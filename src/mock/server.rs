@@ -44,6 +44,15 @@ pub(crate) struct Broker {
     conns: Mutex<Vec<(u64, TcpStream)>>,
     pub stalled: AtomicBool,
     pub latency: Mutex<Duration>,
+    /// The address Metadata gives clients for this broker, if not `addr` (a proxy's).
+    pub advertised: Mutex<Option<SocketAddr>>,
+}
+
+impl Broker {
+    /// The address clients are told to connect to.
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.advertised.lock().unwrap_or(self.addr)
+    }
 }
 
 impl Broker {
@@ -110,6 +119,7 @@ impl Shared {
                 conns: Mutex::new(Vec::new()),
                 stalled: AtomicBool::new(false),
                 latency: Mutex::new(Duration::ZERO),
+                advertised: Mutex::new(None),
             });
         }
         Ok(Shared {

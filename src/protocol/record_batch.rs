@@ -437,6 +437,41 @@ impl RecordBatchBuilder {
     }
 }
 
+/// Rewrites the producer id, epoch and base sequence of one encoded RecordBatch v2 and
+/// recomputes its CRC — what an idempotent producer does to a batch it must send again under a
+/// new epoch or renumbered sequences. The records are untouched. Errors if `batch` is not a
+/// whole v2 batch.
+pub fn restamp_producer_state(
+    batch: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<(), DecodeError> {
+    if batch.len() < BATCH_HEADER_LEN {
+        return Err(DecodeError::Truncated {
+            needed: BATCH_HEADER_LEN - batch.len(),
+            remaining: batch.len(),
+            what: "RecordBatch header",
+        });
+    }
+    if batch[16] != 2 {
+        return Err(DecodeError::UnsupportedMagic(batch[16] as i8));
+    }
+    let len = i32::from_be_bytes(batch[8..12].try_into().expect("4 bytes"));
+    if len < 0 || len as usize + 12 != batch.len() {
+        return Err(DecodeError::InvalidLength {
+            what: "RecordBatch (batchLength)",
+            length: i64::from(len),
+        });
+    }
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// A decoded record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -712,6 +747,37 @@ mod tests {
             .unwrap();
         assert!(b.is_empty());
         out
+    }
+
+    proptest! {
+        /// Restamping equals building with the new producer state, byte for byte (CRC too).
+        #[test]
+        fn restamp_equals_building_with_the_new_state(
+            recs in proptest::collection::vec(arb_record(), 1..10),
+            codec in arb_codec(),
+            old in (any::<i64>(), any::<i16>(), any::<i32>()),
+            new in (any::<i64>(), any::<i16>(), any::<i32>()),
+        ) {
+            let header = |(producer_id, producer_epoch, base_sequence)| BatchHeader {
+                producer_id,
+                producer_epoch,
+                base_sequence,
+                ..BatchHeader::default()
+            };
+            let mut batch = build(&recs, &header(old), codec);
+            let want = build(&recs, &header(new), codec);
+            restamp_producer_state(&mut batch, new.0, new.1, new.2).unwrap();
+            prop_assert_eq!(&batch, &want);
+            prop_assert!(decode_one(&Bytes::from(batch), 1 << 24).is_ok());
+        }
+
+        #[test]
+        fn restamp_refuses_what_is_not_one_batch(mut bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let before = bytes.clone();
+            if restamp_producer_state(&mut bytes, 1, 2, 3).is_err() {
+                prop_assert_eq!(bytes, before, "nothing changed on error");
+            }
+        }
     }
 
     proptest! {

@@ -1,4 +1,8 @@
-//! Test support: a librdkafka consumer to read topics back.
+//! Test support: a librdkafka consumer to read topics back, a fault-injecting proxy, and the
+//! delivery-guarantee harness.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod readback;
+pub mod scenario;
+pub mod threads;

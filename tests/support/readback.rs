@@ -17,6 +17,30 @@ pub struct Got {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl<M: Message> From<&M> for Got {
+    fn from(msg: &M) -> Got {
+        let timestamp = match msg.timestamp() {
+            Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+            Timestamp::NotAvailable => -1,
+        };
+        Got {
+            partition: msg.partition(),
+            offset: msg.offset(),
+            timestamp,
+            key: msg.key().map(<[u8]>::to_vec),
+            value: msg.payload().map(<[u8]>::to_vec),
+            headers: msg
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Reads partitions `0..partitions` of `topic` until `want` records arrived or `timeout`
 /// passed; sorted by (partition, offset).
 pub fn read_back(
@@ -46,26 +70,50 @@ pub fn read_back(
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
-        let msg = msg.unwrap_or_else(|e| panic!("consumer error {e}"));
-        let timestamp = match msg.timestamp() {
-            Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
-            Timestamp::NotAvailable => -1,
+        got.push(Got::from(
+            &msg.unwrap_or_else(|e| panic!("consumer error {e}")),
+        ));
+    }
+    got.sort_by_key(|r| (r.partition, r.offset));
+    got
+}
+
+/// Reads every record of partitions `0..partitions` of `topic`: up to each partition's high
+/// watermark as the broker reports it when called. Sorted by (partition, offset).
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) -> Vec<Got> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kprod-readback")
+        .set("enable.auto.commit", "false")
+        .set("check.crcs", "true")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("librdkafka consumer");
+    let deadline = Instant::now() + timeout;
+    let mut want = 0usize;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"));
+        want += (high - low) as usize;
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::with_capacity(want);
+    while got.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {want} records of {topic} before the deadline",
+            got.len()
+        );
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
         };
-        got.push(Got {
-            partition: msg.partition(),
-            offset: msg.offset(),
-            timestamp,
-            key: msg.key().map(<[u8]>::to_vec),
-            value: msg.payload().map(<[u8]>::to_vec),
-            headers: msg
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
+        got.push(Got::from(
+            &msg.unwrap_or_else(|e| panic!("consumer error {e}")),
+        ));
     }
     got.sort_by_key(|r| (r.partition, r.offset));
     got

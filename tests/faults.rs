@@ -1,0 +1,418 @@
+//! Delivery guarantees under faults (issue #4). Each scenario sends 100,000 records with
+//! idempotence on through kprod's mock cluster — with a fault proxy of ours in front of every
+//! broker — injects one kind of fault while sending, then reads everything back with
+//! librdkafka's consumer and checks (tests/support/scenario.rs): one completion per record;
+//! each success in the log exactly once, where its completion said; nothing duplicated;
+//! per-partition send order; each failure with its error.
+//!
+//! `FAULT_RECORDS=N` changes the record count (default 100,000).
+#![cfg(feature = "mock")]
+
+mod support;
+
+use std::time::Duration;
+
+use kprod::mock::MockCluster;
+use kprod::protocol::{ApiKey, ErrorCode};
+use kprod::{Producer, ProducerBuilder};
+use support::fault_proxy::{Chaos, FaultProxy};
+use support::scenario::{send_all, verify, verify_with, Copies, Report};
+
+const TOPIC: &str = "faults";
+const PARTITIONS: i32 = 6;
+
+fn records() -> usize {
+    std::env::var("FAULT_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+/// A mock cluster whose brokers are reached only through fault proxies.
+struct Rig {
+    cluster: MockCluster,
+    proxies: Vec<FaultProxy>,
+}
+
+impl Rig {
+    fn new(brokers: usize) -> Rig {
+        let cluster = MockCluster::builder()
+            .brokers(brokers)
+            .topic(TOPIC, PARTITIONS)
+            .build()
+            .unwrap();
+        let proxies = cluster
+            .broker_ids()
+            .into_iter()
+            .map(|b| {
+                let p = FaultProxy::start(cluster.broker_addr(b), 0x9E37_79B9 * b as u64);
+                cluster.set_advertised_addr(b, Some(p.addr()));
+                p
+            })
+            .collect();
+        Rig { cluster, proxies }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.proxies
+            .iter()
+            .map(|p| p.addr().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn producer(&self) -> ProducerBuilder {
+        Producer::builder()
+            .bootstrap_servers(&self.bootstrap())
+            .linger(Duration::from_millis(5))
+            .request_timeout(Duration::from_secs(5))
+            .retry_backoff(Duration::from_millis(20))
+            .retry_backoff_max(Duration::from_millis(200))
+    }
+
+    /// Faults off, then the promises checked against what librdkafka reads back.
+    fn verify(&self, sent: &support::scenario::Sent) -> Report {
+        for p in &self.proxies {
+            p.set_chaos(None);
+            p.set_blackhole(false);
+            p.set_delay(Duration::ZERO);
+        }
+        for b in self.cluster.broker_ids() {
+            self.cluster.stall(b, false);
+            if !self.cluster.is_broker_up(b) {
+                self.cluster.broker_up(b);
+            }
+        }
+        let report = verify(&sent.outcomes(), &self.bootstrap(), TOPIC, PARTITIONS);
+        eprintln!("{report:?}");
+        report
+    }
+}
+
+const FLUSH: Duration = Duration::from_secs(180);
+
+#[test]
+fn connections_cut_at_random_moments_in_both_directions() {
+    let rig = Rig::new(3);
+    for p in &rig.proxies {
+        // Every connection dies after 4 KiB..64 KiB of requests or 1 KiB..8 KiB of
+        // responses, whichever comes first: mid-request or mid-response (or mid-handshake).
+        p.set_chaos(Some(Chaos {
+            up: (4 << 10, 64 << 10),
+            down: (1 << 10, 8 << 10),
+        }));
+    }
+    // Small batches: many requests, so many cuts.
+    let p = rig.producer().batch_size(16 << 10).build().unwrap();
+    let sent = send_all(&p, TOPIC, records(), FLUSH, |_| {});
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let cuts: u64 = rig.proxies.iter().map(FaultProxy::cuts).sum();
+    let r = rig.verify(&sent);
+    eprintln!(
+        "cuts {cuts}, retries {}, reconnects {}",
+        m.retries, m.connects
+    );
+    assert!(cuts >= 10, "the proxies cut only {cuts} connections");
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+/// Mostly responses cut: the broker has written the batch and the producer retries it; with
+/// idempotence the retry is recognised as a duplicate and the record is in the log once.
+#[test]
+fn lost_responses_do_not_duplicate() {
+    let rig = Rig::new(3);
+    for p in &rig.proxies {
+        p.set_chaos(Some(Chaos {
+            up: (64 << 10, 512 << 10),
+            down: (300, 3 << 10),
+        }));
+    }
+    let p = rig.producer().batch_size(16 << 10).build().unwrap();
+    let sent = send_all(&p, TOPIC, records(), FLUSH, |_| {});
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert!(m.retries > 0, "no retries: the cuts did not land");
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+    assert_eq!(r.stored, r.sent, "nothing written twice");
+}
+
+#[test]
+fn every_connection_reset_repeatedly() {
+    let rig = Rig::new(3);
+    let p = rig.producer().build().unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i > 0 && i % (n / 20).max(1) == 0 {
+            for proxy in &rig.proxies {
+                proxy.cut_all();
+            }
+        }
+    });
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+#[test]
+fn retriable_errors_for_several_attempts() {
+    let rig = Rig::new(3);
+    let p = rig.producer().build().unwrap();
+    let n = records();
+    let errors = [
+        ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        ErrorCode::REQUEST_TIMED_OUT,
+        ErrorCode::NETWORK_EXCEPTION,
+        ErrorCode::NOT_ENOUGH_REPLICAS,
+        ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+    ];
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        let step = (n / 12).max(1);
+        if i > 0 && i % step == 0 {
+            let code = errors[(i / step) % errors.len()];
+            rig.cluster.fail_requests(ApiKey::PRODUCE.0, &[code; 3]);
+        }
+    });
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert!(m.retries > 0, "no retries: the faults did not land");
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+#[test]
+fn broker_down_and_back_up() {
+    let rig = Rig::new(3);
+    let p = rig.producer().build().unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i == n / 4 {
+            rig.cluster.broker_down(2);
+        }
+        if i == n / 2 {
+            rig.cluster.broker_up(2);
+        }
+    });
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+#[test]
+fn partition_leaders_move() {
+    let rig = Rig::new(3);
+    let p = rig.producer().build().unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i > 0 && i % (n / 5).max(1) == 0 {
+            for part in 0..PARTITIONS {
+                let now = rig.cluster.partition_leader(TOPIC, part).unwrap();
+                rig.cluster.set_partition_leader(TOPIC, part, now % 3 + 1);
+            }
+        }
+    });
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert!(m.metadata_requests > 1, "leader moves went unnoticed");
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+#[test]
+fn no_leader_for_a_while() {
+    let rig = Rig::new(3);
+    let p = rig.producer().build().unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i == n / 4 {
+            for part in 0..PARTITIONS / 2 {
+                rig.cluster.set_partition_leaderless(TOPIC, part);
+            }
+        }
+        if i == n / 2 {
+            for part in 0..PARTITIONS / 2 {
+                rig.cluster.set_partition_leader(TOPIC, part, 1);
+            }
+        }
+    });
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+/// A broker that accepts connections and reads requests but never answers: every record sent
+/// to it ends with a delivery timeout; records for the other brokers are unaffected.
+#[test]
+fn broker_that_never_answers_ends_in_delivery_timeouts() {
+    let rig = Rig::new(3);
+    rig.proxies[0].set_blackhole(true); // broker 1
+    let p = rig
+        .producer()
+        .request_timeout(Duration::from_millis(500))
+        .delivery_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let n = records() / 4;
+    let sent = send_all(&p, TOPIC, n, FLUSH, |_| {});
+    p.close(FLUSH).unwrap();
+    let led_by_1: Vec<i32> = (0..PARTITIONS)
+        .filter(|&part| rig.cluster.partition_leader(TOPIC, part) == Some(1))
+        .collect();
+    let outcomes = sent.outcomes();
+    for (i, o) in outcomes.iter().enumerate() {
+        let part = kprod::partitioner::murmur2_partition(
+            format!("k{}", i % 97).as_bytes(),
+            PARTITIONS as u32,
+        ) as i32;
+        match o.as_ref().unwrap() {
+            Ok(_) => assert!(
+                !led_by_1.contains(&part),
+                "record {i} acked by a silent broker"
+            ),
+            Err(kprod::Error::Timeout { deadline, .. }) => {
+                assert_eq!(*deadline, kprod::Deadline::Delivery);
+                assert!(
+                    led_by_1.contains(&part),
+                    "record {i} for a healthy broker timed out"
+                );
+            }
+            Err(e) => panic!("record {i}: {e}"),
+        }
+    }
+    let r = rig.verify(&sent);
+    assert!(r.failed > 0 && r.acked > 0, "{r:?}");
+}
+
+/// A non-retriable error fails only the records of the request it answers; the partitions'
+/// later batches are renumbered past the gap and delivered.
+#[test]
+fn non_retriable_errors_fail_only_the_affected_records() {
+    let rig = Rig::new(3);
+    let p = rig.producer().batch_size(64 << 10).build().unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i == n / 3 {
+            rig.cluster
+                .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::MESSAGE_TOO_LARGE]);
+        }
+        if i == 2 * n / 3 {
+            rig.cluster
+                .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::TOPIC_AUTHORIZATION_FAILED]);
+        }
+    });
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert!(r.failed > 0, "the errors did not land");
+    assert_eq!(
+        r.errors.keys().collect::<std::collections::BTreeSet<_>>(),
+        [
+            "Kafka MESSAGE_TOO_LARGE",
+            "Kafka TOPIC_AUTHORIZATION_FAILED"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .iter()
+        .collect(),
+        "only the injected errors"
+    );
+    assert!(
+        r.failed < n / 10,
+        "{} failed: more than the two requests' records",
+        r.failed
+    );
+    assert_eq!(r.failed_but_stored, 0, "a refused record is not in the log");
+    assert!(m.sequence_rewinds > 0, "{m:?}");
+}
+
+/// A broker stops answering long enough for in-flight batches to reach their delivery
+/// timeout — the broker may or may not have written them — then answers again. The epoch is
+/// bumped and the partitions go on; nothing is duplicated or reordered.
+#[test]
+fn delivery_timeouts_then_recovery_by_epoch_bump() {
+    let rig = Rig::new(3);
+    let p = rig
+        .producer()
+        .request_timeout(Duration::from_millis(500))
+        .delivery_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i == n / 4 {
+            rig.cluster.stall(1, true);
+        }
+        if i == n / 2 {
+            // Until the first records have failed by their delivery timeout.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while p.metrics().records_failed == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no timeout while stalled"
+                );
+                std::thread::yield_now();
+            }
+            rig.cluster.stall(1, false);
+        }
+    });
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert!(r.failed > 0);
+    assert_eq!(
+        r.errors.keys().collect::<Vec<_>>(),
+        ["Timeout Delivery"],
+        "only delivery timeouts"
+    );
+    assert!(m.epoch_bumps > 0, "{m:?}");
+    // Records after the recovery are delivered.
+    let outcomes = sent.outcomes();
+    assert!(
+        outcomes[n - n / 8..]
+            .iter()
+            .all(|o| matches!(o, Some(Ok(_)))),
+        "records sent after the broker came back are delivered"
+    );
+}
+
+/// Without idempotence: at least once. With one request in flight per connection, a retry
+/// after a cut connection may write a batch again, but the first copies keep send order.
+#[test]
+fn at_least_once_without_idempotence_keeps_order_with_one_in_flight() {
+    let rig = Rig::new(3);
+    for p in &rig.proxies {
+        // Mostly cut responses: the broker has the batch, the producer does not know.
+        p.set_chaos(Some(Chaos {
+            up: (64 << 10, 512 << 10),
+            down: (300, 3 << 10),
+        }));
+    }
+    let p = rig
+        .producer()
+        .idempotence(false)
+        .max_in_flight(1)
+        .batch_size(16 << 10)
+        .build()
+        .unwrap();
+    let sent = send_all(&p, TOPIC, records(), FLUSH, |_| {});
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    for proxy in &rig.proxies {
+        proxy.set_chaos(None);
+    }
+    let cuts: u64 = rig.proxies.iter().map(FaultProxy::cuts).sum();
+    eprintln!("cuts {cuts}, retries {}", m.retries);
+    assert!(m.retries > 0, "no retries: the cuts did not land");
+    let r = verify_with(
+        &sent.outcomes(),
+        &rig.bootstrap(),
+        TOPIC,
+        PARTITIONS,
+        Copies::Repeats,
+    );
+    eprintln!("{r:?}");
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}

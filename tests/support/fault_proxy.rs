@@ -1,0 +1,254 @@
+//! A loopback TCP proxy that injects network faults between a client and one broker: it cuts
+//! connections at random moments in either direction (mid-request or mid-response), cuts every
+//! live connection on demand, delays traffic, or swallows requests (a broker that accepts
+//! connections but never answers).
+//!
+//! Point clients at it by making the broker advertise the proxy's address (kprod's
+//! `MockCluster::set_advertised_addr`, tansu's `--advertised-listener-url`).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Random cuts: each new connection gets a byte budget per direction, drawn uniformly from
+/// `up` (client → broker) and `down` (broker → client); once either runs out, the connection
+/// is cut mid-stream — mid-request or mid-response.
+#[derive(Debug, Clone, Copy)]
+pub struct Chaos {
+    pub up: (u64, u64),
+    pub down: (u64, u64),
+}
+
+struct Shared {
+    target: SocketAddr,
+    stop: AtomicBool,
+    /// Live connections' sockets (client side, broker side), to cut them from outside.
+    conns: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
+    chaos: Mutex<Option<Chaos>>,
+    /// Requests are read and dropped: the broker never sees them, the client never hears back.
+    blackhole: AtomicBool,
+    /// Added before forwarding each chunk, in each direction.
+    delay: Mutex<Duration>,
+    /// Connections cut so far (by chaos or `cut_all`).
+    cuts: AtomicU64,
+    next_id: AtomicU64,
+    rng: Mutex<u64>,
+}
+
+impl Shared {
+    fn random(&self) -> u64 {
+        let mut s = self.rng.lock().unwrap();
+        // xorshift64*
+        *s ^= *s >> 12;
+        *s ^= *s << 25;
+        *s ^= *s >> 27;
+        s.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn forget(&self, id: u64) {
+        self.conns.lock().unwrap().retain(|(i, _, _)| *i != id);
+    }
+}
+
+/// The proxy. Dropping it stops accepting and cuts every connection.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// A proxy on a free loopback port forwarding to `target`.
+    pub fn start(target: SocketAddr, seed: u64) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            target,
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+            chaos: Mutex::new(None),
+            blackhole: AtomicBool::new(false),
+            delay: Mutex::new(Duration::ZERO),
+            cuts: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            rng: Mutex::new(seed | 1),
+        });
+        let s = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("fault-proxy".into())
+            .spawn(move || {
+                for client in listener.incoming() {
+                    if s.stop.load(SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    let Ok(server) = TcpStream::connect(s.target) else {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    start_pumps(&s, client, server);
+                }
+            })
+            .unwrap();
+        FaultProxy {
+            addr,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Random cuts on new connections (`None`: off). Connections already open keep theirs.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        *self.shared.chaos.lock().unwrap() = chaos;
+    }
+
+    /// Swallow requests (on) or forward them again (off).
+    pub fn set_blackhole(&self, on: bool) {
+        self.shared.blackhole.store(on, SeqCst);
+    }
+
+    /// Delay each forwarded chunk by `d` in each direction (a round trip gains `2 × d`).
+    pub fn set_delay(&self, d: Duration) {
+        *self.shared.delay.lock().unwrap() = d;
+    }
+
+    /// Cuts every live connection now.
+    pub fn cut_all(&self) {
+        let conns: Vec<_> = std::mem::take(&mut *self.shared.conns.lock().unwrap());
+        for (_, c, s) in conns {
+            let _ = c.shutdown(Shutdown::Both);
+            let _ = s.shutdown(Shutdown::Both);
+            self.shared.cuts.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Connections cut so far.
+    pub fn cuts(&self) -> u64 {
+        self.shared.cuts.load(SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, SeqCst);
+        let _ = TcpStream::connect(self.addr); // unblocks accept
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for (_, c, s) in std::mem::take(&mut *self.shared.conns.lock().unwrap()) {
+            let _ = c.shutdown(Shutdown::Both);
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn start_pumps(s: &Arc<Shared>, client: TcpStream, server: TcpStream) {
+    let id = s.next_id.fetch_add(1, SeqCst);
+    let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+        client.try_clone(),
+        server.try_clone(),
+        client.try_clone(),
+        server.try_clone(),
+    ) else {
+        return;
+    };
+    s.conns.lock().unwrap().push((id, c3, s3));
+    // The cut: a byte budget per direction.
+    let chaos = *s.chaos.lock().unwrap();
+    let draw = |(min, max): (u64, u64)| min + s.random() % (max.saturating_sub(min) + 1);
+    let up_budget = chaos.map(|c| draw(c.up));
+    let down_budget = chaos.map(|c| draw(c.down));
+    let up = s.clone();
+    std::thread::Builder::new()
+        .name("fault-proxy-up".into())
+        .spawn(move || pump(&up, id, client, server, up_budget, true))
+        .unwrap();
+    let down = s.clone();
+    std::thread::Builder::new()
+        .name("fault-proxy-down".into())
+        .spawn(move || pump(&down, id, s2, c2, down_budget, false))
+        .unwrap();
+}
+
+/// Copies `from` → `to` until either side closes, the budget runs out (then cuts both
+/// sockets), or the proxy stops. A reader thread stamps each chunk with its due time (now plus
+/// the delay) and a writer forwards it then, so the delay adds latency without capping
+/// throughput; the bounded queue between them keeps TCP's backpressure.
+fn pump(
+    s: &Arc<Shared>,
+    id: u64,
+    from: TcpStream,
+    mut to: TcpStream,
+    mut budget: Option<u64>,
+    upstream: bool,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Vec<u8>)>(64);
+    let reader_shared = s.clone();
+    let Ok(mut reader_from) = from.try_clone() else {
+        return;
+    };
+    let reader = std::thread::Builder::new()
+        .name("fault-proxy-read".into())
+        .spawn(move || {
+            let s = reader_shared;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match reader_from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if s.stop.load(SeqCst) {
+                    break;
+                }
+                if upstream && s.blackhole.load(SeqCst) {
+                    continue;
+                }
+                let due = Instant::now() + *s.delay.lock().unwrap();
+                if tx.send((due, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    for (due, chunk) in rx.iter() {
+        let wait = due.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            // Injected latency: the fault itself, not a test waiting for an outcome.
+            std::thread::sleep(wait);
+        }
+        let mut n = chunk.len();
+        let mut cut = false;
+        if let Some(b) = budget.as_mut() {
+            if (n as u64) >= *b {
+                n = *b as usize;
+                cut = true;
+            } else {
+                *b -= n as u64;
+            }
+        }
+        if to.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        if cut {
+            s.cuts.fetch_add(1, SeqCst);
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+    drop(rx);
+    let _ = reader.join();
+    s.forget(id);
+}
