@@ -16,7 +16,8 @@ use kprod::mock::MockCluster;
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::{Producer, ProducerBuilder};
 use support::fault_proxy::{Chaos, FaultProxy};
-use support::scenario::{send_all, verify, verify_with, Copies, Report};
+use support::scenario::{send_all, verify, verify_with, Copies, Report, Sent};
+use support::threads::threads_reach;
 
 const TOPIC: &str = "faults";
 const PARTITIONS: i32 = 6;
@@ -70,8 +71,8 @@ impl Rig {
             .retry_backoff_max(Duration::from_millis(200))
     }
 
-    /// Faults off, then the promises checked against what librdkafka reads back.
-    fn verify(&self, sent: &support::scenario::Sent) -> Report {
+    /// Every fault off, every broker up.
+    fn heal(&self) {
         for p in &self.proxies {
             p.set_chaos(None);
             p.set_blackhole(false);
@@ -83,8 +84,17 @@ impl Rig {
                 self.cluster.broker_up(b);
             }
         }
-        let report = verify(&sent.outcomes(), &self.bootstrap(), TOPIC, PARTITIONS);
-        eprintln!("{report:?}");
+    }
+
+    /// Faults off, then the promises checked against what librdkafka reads back.
+    fn verify(&self, sent: &Sent) -> Report {
+        self.verify_topic(sent, TOPIC)
+    }
+
+    fn verify_topic(&self, sent: &Sent, topic: &str) -> Report {
+        self.heal();
+        let report = verify(&sent.outcomes(), &self.bootstrap(), topic, PARTITIONS);
+        eprintln!("{topic}: {report:?}");
         report
     }
 }
@@ -415,4 +425,134 @@ fn at_least_once_without_idempotence_keeps_order_with_one_in_flight() {
     );
     eprintln!("{r:?}");
     assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
+/// Bootstrap unreachable: every record fails with a clear error within its timeouts, and
+/// close is bounded.
+#[test]
+fn bootstrap_unreachable_fails_every_record_clearly() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let p = Producer::builder()
+        .bootstrap_servers(&addr)
+        .metadata_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(3))
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |_| {});
+    let t = std::time::Instant::now();
+    p.close(Duration::from_secs(5)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    for (i, o) in sent.outcomes().iter().enumerate() {
+        match o.as_ref().unwrap() {
+            Err(kprod::Error::Timeout { deadline, .. }) => {
+                assert_eq!(*deadline, kprod::Deadline::Metadata, "record {i}")
+            }
+            other => panic!("record {i}: {other:?}"),
+        }
+    }
+}
+
+/// The soak: about two minutes (`KPROD_SOAK_SECS`) of continuous random faults — cuts,
+/// errors, leader moves, brokers down, stalls — over rounds of 50,000 records, each round
+/// checked like every scenario. Run with
+/// `cargo test --release --features mock --test faults -- --ignored soak`.
+#[test]
+#[ignore = "about two minutes; run on purpose (see the doc comment)"]
+fn soak_random_faults() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Mutex;
+    let secs: u64 = std::env::var("KPROD_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
+    let rig = Rig::new(3);
+    let p = rig
+        .producer()
+        .request_timeout(Duration::from_millis(800))
+        .delivery_timeout(Duration::from_secs(5))
+        .batch_size(64 << 10)
+        .build()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let current = Mutex::new(String::new());
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut rounds: Vec<(String, Sent)> = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = 0x853c_49e6_748f_ea9b_u64;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            while !stop.load(SeqCst) {
+                let broker = (next() % 3) as i32 + 1;
+                let proxy = &rig.proxies[(broker - 1) as usize];
+                match next() % 8 {
+                    0 => proxy.cut_all(),
+                    1 => rig
+                        .cluster
+                        .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::NOT_LEADER_OR_FOLLOWER; 2]),
+                    2 => rig
+                        .cluster
+                        .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::MESSAGE_TOO_LARGE]),
+                    3 => {
+                        let topic = current.lock().unwrap().clone();
+                        let part = (next() % PARTITIONS as u64) as i32;
+                        if rig.cluster.partition_count(&topic).is_some() {
+                            rig.cluster.set_partition_leader(&topic, part, broker);
+                        }
+                    }
+                    4 => rig.cluster.broker_down(broker),
+                    5 => rig.cluster.stall(broker, true),
+                    6 => proxy.set_chaos(Some(Chaos {
+                        up: (4 << 10, 64 << 10),
+                        down: (300, 4 << 10),
+                    })),
+                    _ => rig.heal(),
+                }
+                // How long the fault lasts: the fault itself, not a wait for an outcome.
+                std::thread::sleep(Duration::from_millis(50 + next() % 400));
+            }
+        });
+        let mut round = 0;
+        while std::time::Instant::now() < deadline {
+            let topic = format!("soak-{round}");
+            rig.cluster.create_topic(&topic, PARTITIONS);
+            *current.lock().unwrap() = topic.clone();
+            let sent = send_all(&p, &topic, 50_000, FLUSH, |_| {});
+            rounds.push((topic, sent));
+            round += 1;
+        }
+        stop.store(true, SeqCst);
+    });
+    p.close(FLUSH).unwrap();
+    let m = p.metrics();
+    assert_eq!(m.records_acked + m.records_failed, m.records_sent);
+    assert_eq!(threads_reach(0), 0, "threads left after close");
+    let mut totals = Report::default();
+    for (topic, sent) in &rounds {
+        let r = rig.verify_topic(sent, topic);
+        totals.sent += r.sent;
+        totals.acked += r.acked;
+        totals.failed += r.failed;
+        totals.failed_but_stored += r.failed_but_stored;
+        for (k, v) in r.errors {
+            *totals.errors.entry(k).or_default() += v;
+        }
+    }
+    eprintln!(
+        "soak: {} rounds, {totals:?}; epoch bumps {}, rewinds {}, retries {}, reconnects {}",
+        rounds.len(),
+        m.epoch_bumps,
+        m.sequence_rewinds,
+        m.retries,
+        m.connects
+    );
+    assert!(totals.acked > 0);
 }

@@ -110,12 +110,7 @@ pub enum Copies {
 
 /// Checks the promises for a run of `n` records (see the module docs) against what
 /// librdkafka's consumer reads from `bootstrap`, with idempotence's promise of no copies.
-pub fn verify(
-    outcomes: &[Outcome],
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-) -> Report {
+pub fn verify(outcomes: &[Outcome], bootstrap: &str, topic: &str, partitions: i32) -> Report {
     verify_with(outcomes, bootstrap, topic, partitions, Copies::AtMostOne)
 }
 
