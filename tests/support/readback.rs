@@ -78,9 +78,17 @@ pub fn read_back(
     got
 }
 
-/// Reads every record of partitions `0..partitions` of `topic`: up to each partition's high
-/// watermark as the broker reports it when called. Sorted by (partition, offset).
-pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) -> Vec<Got> {
+/// Reads every record of partitions `0..partitions` of `topic`: each partition up to the
+/// larger of its high watermark (as the broker reports it when called) and `at_least[p]` (an
+/// end offset known to exist, e.g. one past the last offset a producer was acknowledged —
+/// some brokers report their watermark late). Sorted by (partition, offset).
+pub fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    at_least: &[i64],
+    timeout: Duration,
+) -> Vec<Got> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "kprod-readback")
@@ -90,30 +98,31 @@ pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration
         .create()
         .expect("librdkafka consumer");
     let deadline = Instant::now() + timeout;
-    let mut want = 0usize;
+    let mut end = Vec::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        let (low, high) = consumer
+        let (_, high) = consumer
             .fetch_watermarks(topic, p, deadline.saturating_duration_since(Instant::now()))
             .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"));
-        want += (high - low) as usize;
+        end.push(high.max(at_least.get(p as usize).copied().unwrap_or(0)));
         tpl.add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
-    let mut got = Vec::with_capacity(want);
-    while got.len() < want {
+    // Per partition: the next offset to read.
+    let mut next = vec![0i64; partitions as usize];
+    let mut got = Vec::new();
+    while (0..partitions as usize).any(|p| next[p] < end[p]) {
         assert!(
             Instant::now() < deadline,
-            "read {} of {want} records of {topic} before the deadline",
-            got.len()
+            "{topic}: read up to {next:?}, wanted {end:?}, before the deadline"
         );
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
-        got.push(Got::from(
-            &msg.unwrap_or_else(|e| panic!("consumer error {e}")),
-        ));
+        let g = Got::from(&msg.unwrap_or_else(|e| panic!("consumer error {e}")));
+        next[g.partition as usize] = g.offset + 1;
+        got.push(g);
     }
     got.sort_by_key(|r| (r.partition, r.offset));
     got
