@@ -152,6 +152,10 @@ pub(crate) struct Accumulator {
     pub ready: VecDeque<ProducerBatch>,
     /// Batches sent and not yet answered.
     pub in_flight: usize,
+    /// The broker those batches went to. After a leader change the partition waits for them
+    /// before sending to the new leader, so order never depends on the broker checking
+    /// sequences.
+    pub in_flight_to: i32,
     next_sequence: i32,
     /// The producer id and epoch the sequences here count under.
     ids: ProducerIds,
@@ -174,6 +178,7 @@ impl Default for Accumulator {
             open_since: None,
             ready: VecDeque::new(),
             in_flight: 0,
+            in_flight_to: -1,
             next_sequence: 0,
             ids: ProducerIds::NONE,
             acked_end: 0,

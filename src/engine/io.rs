@@ -385,6 +385,10 @@ impl IoThread {
                 continue;
             }
             let acc = p.acc.lock();
+            if acc.in_flight > 0 && acc.in_flight_to != leader {
+                // The leader changed: let the old leader answer first (order).
+                continue;
+            }
             match acc.next_batch(hold) {
                 Some(b) if b.not_before.is_none_or(|t| now >= t) => {
                     wanted.entry(leader).or_default().push(p.clone());
@@ -416,6 +420,7 @@ impl IoThread {
                 size += b.bytes.len();
                 let mut b = acc.ready.pop_front().expect("sendable");
                 acc.in_flight += 1;
+                acc.in_flight_to = broker;
                 b.attempts += 1;
                 let m = &self.shared.metrics;
                 if b.attempts > 1 {
