@@ -757,6 +757,69 @@ fn set_partition_leader_moves_leadership() {
 }
 
 #[test]
+fn set_partition_leaderless_reports_no_leader_until_one_is_named() {
+    let cluster = MockCluster::builder()
+        .brokers(2)
+        .topic("t", 2)
+        .build()
+        .unwrap();
+    let mut b1 = Raw::connect(cluster.broker_addr(1));
+    cluster.set_partition_leaderless("t", 0);
+    assert_eq!(cluster.partition_leader("t", 0), Some(-1));
+    let md: MetadataResponse = b1.call(&MetadataRequest::for_topics(["t"]), 12);
+    let p = &md.topics[0].partitions[0];
+    assert_eq!(
+        (ErrorCode(p.error_code), p.leader_id, p.leader_epoch),
+        (ErrorCode::LEADER_NOT_AVAILABLE, -1, 1)
+    );
+    assert_eq!(
+        ErrorCode(md.topics[0].partitions[1].error_code),
+        ErrorCode::NONE
+    );
+    for b in [1, 2] {
+        let mut raw = Raw::connect(cluster.broker_addr(b));
+        assert_eq!(
+            code(&raw.produce(11, "t", 0, batch(-1, -1, -1, 1))),
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        );
+    }
+    cluster.set_partition_leader("t", 0, 2);
+    let mut b2 = Raw::connect(cluster.broker_addr(2));
+    assert_eq!(
+        code(&b2.produce(11, "t", 0, batch(-1, -1, -1, 1))),
+        ErrorCode::NONE
+    );
+}
+
+#[test]
+fn set_advertised_addr_changes_what_metadata_tells_clients() {
+    let cluster = MockCluster::builder()
+        .brokers(2)
+        .topic("t", 2)
+        .build()
+        .unwrap();
+    let proxy: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    cluster.set_advertised_addr(2, Some(proxy));
+    let mut b1 = Raw::connect(cluster.broker_addr(1));
+    let md: MetadataResponse = b1.call(&MetadataRequest::for_topics(["t"]), 12);
+    let addr = |id: i32| {
+        let b = md.brokers.iter().find(|b| b.node_id == id).unwrap();
+        format!("{}:{}", b.host, b.port)
+    };
+    assert_eq!(addr(1), cluster.broker_addr(1).to_string());
+    assert_eq!(addr(2), "127.0.0.1:9");
+    // Bootstrap addresses stay the brokers' own.
+    assert!(
+        !cluster.bootstrap_servers().contains(":9,")
+            && !cluster.bootstrap_servers().ends_with(":9")
+    );
+    cluster.set_advertised_addr(2, None);
+    let md: MetadataResponse = b1.call(&MetadataRequest::for_topics(["t"]), 12);
+    let b = md.brokers.iter().find(|b| b.node_id == 2).unwrap();
+    assert_eq!(i32::from(cluster.broker_addr(2).port()), b.port);
+}
+
+#[test]
 fn set_partition_leader_librdkafka_follows_the_new_leader() {
     let cluster = MockCluster::builder()
         .brokers(2)
