@@ -338,6 +338,33 @@ fn non_retriable_errors_fail_only_the_affected_records() {
     assert!(m.sequence_rewinds > 0, "{m:?}");
 }
 
+/// The broker loses track of the producer (UNKNOWN_PRODUCER_ID) or of a partition's
+/// sequence (OUT_OF_ORDER_SEQUENCE_NUMBER with nothing before it to explain it): the producer
+/// bumps its epoch and resends from sequence 0; nothing is lost, duplicated or reordered.
+#[test]
+fn broker_losing_producer_state_is_recovered_by_epoch_bump() {
+    let rig = Rig::new(3);
+    let p = rig.producer().build().unwrap();
+    let n = records();
+    let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
+        if i == n / 3 {
+            rig.cluster
+                .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::UNKNOWN_PRODUCER_ID]);
+        }
+        if i == 2 * n / 3 {
+            rig.cluster.fail_requests(
+                ApiKey::PRODUCE.0,
+                &[ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER],
+            );
+        }
+    });
+    let m = p.metrics();
+    p.close(FLUSH).unwrap();
+    let r = rig.verify(&sent);
+    assert!(m.epoch_bumps >= 1, "{m:?}");
+    assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
+}
+
 /// A broker stops answering long enough for in-flight batches to reach their delivery
 /// timeout — the broker may or may not have written them — then answers again. The epoch is
 /// bumped and the partitions go on; nothing is duplicated or reordered.
