@@ -4,20 +4,26 @@
 //! ```text
 //! cargo bench --features cli --bench vs_librdkafka                 # broker: `kprod mock --sink`
 //! BENCH_BOOTSTRAP=127.0.0.1:9092 cargo bench --features cli --bench vs_librdkafka
-//! BENCH_ROUNDS=5 BENCH_RECORDS=2000000 BENCH_LATENCY_RECORDS=20000 ...
+//! BENCH_ROUNDS=5 BENCH_RECORDS=2000000 BENCH_MATRIX=core ...
 //! ```
 //! The default broker is the `kprod mock` command in its own process, in sink mode (offsets,
 //! no stored data), so neither client's CPU figure includes the broker's. With
-//! `BENCH_BOOTSTRAP`, the topic `BENCH_TOPIC` (default `bench`) must exist.
+//! `BENCH_BOOTSTRAP`, the topic `BENCH_TOPIC` (default `bench`, 3 partitions) must exist.
 //!
-//! Scenarios:
-//! - `send`: fire-and-forget, 100 B values, no key, linger 5 ms, 1 MB batches, no compression,
-//!   acks=1 without idempotence and acks=all with it; records/s counts acknowledged records
-//!   (kprod: `metrics().records_acked` after `flush`; librdkafka: delivery reports), and client
-//!   CPU (user+sys of this process) per record.
+//! Scenarios (`BENCH_MATRIX=core` runs only the first two `send` rows and the latency ones):
+//! - `send`: fire-and-forget from 1 or 2 calling threads; 100 B (`BENCH_RECORDS`, default 1M)
+//!   and 1 KiB values (a quarter as many); no compression, lz4, zstd; acks=1 without
+//!   idempotence and acks=all with it; no key, linger 5 ms, 1 MB batches, buffer 1M records /
+//!   64 MiB. Values are JSON-like text from a pool of 1,024 distinct ones (moderately
+//!   compressible). records/s counts acknowledged records (kprod: `metrics().records_acked`
+//!   after `flush`; librdkafka: delivery reports); client CPU is user+sys of this process per
+//!   record.
 //! - `produce`: blocking, one record at a time, linger 0, acks=1: latency percentiles of the
 //!   call (kprod: `produce()`; librdkafka: `ThreadedProducer::send`, then a wait for its
 //!   delivery report, which librdkafka's polling thread hands over as soon as it arrives).
+//! - `rate`: `BENCH_RATE` records/s (default 50,000) for 2 s, 100 B, acks=all idempotent,
+//!   linger 5 ms; latency from each record's intended send time to its delivery report (no
+//!   coordinated omission).
 
 #[path = "../src/bin/kprod/cpu.rs"]
 mod cpu;
@@ -25,7 +31,7 @@ mod cpu;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -93,11 +99,67 @@ struct SendFigures {
 
 #[derive(Clone, Copy, Debug)]
 struct Setting {
-    name: &'static str,
+    size: usize,
+    codec: &'static str,
     acks_all_idempotent: bool,
+    threads: usize,
+    records: u64,
 }
 
-fn kprod_send(b: &str, topic: &str, n: u64, payload: &Bytes, s: Setting) -> SendFigures {
+impl Setting {
+    fn name(&self) -> String {
+        format!(
+            "{} B {} {} {} thread{}",
+            self.size,
+            self.codec,
+            if self.acks_all_idempotent {
+                "acks=all+idempotence"
+            } else {
+                "acks=1"
+            },
+            self.threads,
+            if self.threads > 1 { "s" } else { "" }
+        )
+    }
+}
+
+/// 1,024 distinct JSON-like values of `size` bytes: compressible as real payloads are, not as
+/// a run of one byte.
+fn payloads(size: usize) -> Vec<Bytes> {
+    (0..1024u64)
+        .map(|i| {
+            let mut v = Vec::with_capacity(size + 64);
+            let mut k = i;
+            while v.len() < size {
+                k = k
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                v.extend_from_slice(
+                    format!(
+                        "{{\"id\":{},\"user\":\"u{}\",\"amount\":{}.{:02},\"ok\":true}}",
+                        k % 100_000,
+                        (k >> 20) % 5000,
+                        (k >> 8) % 1000,
+                        k % 100
+                    )
+                    .as_bytes(),
+                );
+            }
+            v.truncate(size);
+            Bytes::from(v)
+        })
+        .collect()
+}
+
+fn kprod_codec(name: &str) -> kprod::Compression {
+    match name {
+        "lz4" => kprod::Compression::Lz4,
+        "zstd" => kprod::Compression::Zstd,
+        _ => kprod::Compression::None,
+    }
+}
+
+fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
     let p = kprod::Producer::builder()
         .bootstrap_servers(b)
         .acks(if s.acks_all_idempotent {
@@ -106,6 +168,7 @@ fn kprod_send(b: &str, topic: &str, n: u64, payload: &Bytes, s: Setting) -> Send
             kprod::Acks::Leader
         })
         .idempotence(s.acks_all_idempotent)
+        .compression(kprod_codec(s.codec))
         .linger(Duration::from_millis(5))
         .batch_size(1_000_000)
         .build()
@@ -113,14 +176,22 @@ fn kprod_send(b: &str, topic: &str, n: u64, payload: &Bytes, s: Setting) -> Send
     p.produce(topic, (), "warm-up").expect("warm-up");
     let cpu0 = cpu::client_cpu(None).unwrap_or_default();
     let t = Instant::now();
-    for _ in 0..n {
-        p.send(topic, (), payload.clone()).expect("send");
-    }
-    p.flush(Duration::from_secs(120)).expect("flush");
+    std::thread::scope(|sc| {
+        for k in 0..s.threads {
+            let p = &p;
+            sc.spawn(move || {
+                for i in (k as u64..s.records).step_by(s.threads) {
+                    p.send(topic, (), pool[i as usize % pool.len()].clone())
+                        .expect("send");
+                }
+            });
+        }
+    });
+    p.flush(Duration::from_secs(300)).expect("flush");
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
     let acked = p.metrics().records_acked - 1;
-    assert_eq!(acked, n, "kprod: every record acknowledged");
+    assert_eq!(acked, s.records, "kprod: every record acknowledged");
     p.close(Duration::from_secs(10)).expect("close");
     SendFigures {
         records_per_sec: acked as f64 / secs,
@@ -128,6 +199,7 @@ fn kprod_send(b: &str, topic: &str, n: u64, payload: &Bytes, s: Setting) -> Send
     }
 }
 
+/// Counts delivery reports.
 struct Counting {
     acked: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
@@ -145,10 +217,25 @@ impl ProducerContext for Counting {
     }
 }
 
+/// Records each delivery's latency from its intended send time (the opaque).
+struct Timing(Arc<Mutex<Histogram<u64>>>);
+
+impl ClientContext for Timing {}
+
+impl ProducerContext for Timing {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, r: &DeliveryResult<'_>, intended: Box<Instant>) {
+        assert!(r.is_ok(), "librdkafka delivery failed");
+        self.0
+            .lock()
+            .unwrap()
+            .saturating_record(intended.elapsed().as_micros() as u64);
+    }
+}
+
 fn rdkafka_config(b: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", b)
-        .set("compression.type", "none")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "65536")
         // kprod sets TCP_NODELAY; so does this, for equal terms.
@@ -156,18 +243,19 @@ fn rdkafka_config(b: &str) -> ClientConfig {
     c
 }
 
-fn rdkafka_send(b: &str, topic: &str, n: u64, payload: &Bytes, s: Setting) -> SendFigures {
-    let acked = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+fn rdkafka_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
+    let ctx = Counting {
+        acked: Arc::default(),
+        failed: Arc::default(),
+    };
+    let (acked, failed) = (ctx.acked.clone(), ctx.failed.clone());
     let p: BaseProducer<Counting> = rdkafka_config(b)
         .set("acks", if s.acks_all_idempotent { "all" } else { "1" })
         .set("enable.idempotence", s.acks_all_idempotent.to_string())
+        .set("compression.type", s.codec)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
-        .create_with_context(Counting {
-            acked: acked.clone(),
-            failed: failed.clone(),
-        })
+        .create_with_context(ctx)
         .expect("librdkafka producer");
     p.send(BaseRecord::<(), [u8]>::to(topic).payload(&b"warm-up"[..]))
         .map_err(|(e, _)| e)
@@ -176,27 +264,38 @@ fn rdkafka_send(b: &str, topic: &str, n: u64, payload: &Bytes, s: Setting) -> Se
     acked.store(0, Ordering::Relaxed);
     let cpu0 = cpu::client_cpu(None).unwrap_or_default();
     let t = Instant::now();
-    for i in 0..n {
-        loop {
-            match p.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..])) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    p.poll(Duration::from_millis(1));
+    std::thread::scope(|sc| {
+        for k in 0..s.threads {
+            let p = &p;
+            sc.spawn(move || {
+                for i in (k as u64..s.records).step_by(s.threads) {
+                    let value = &pool[i as usize % pool.len()][..];
+                    loop {
+                        match p.send(BaseRecord::<(), [u8]>::to(topic).payload(value)) {
+                            Ok(()) => break,
+                            Err((
+                                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                                _,
+                            )) => {
+                                p.poll(Duration::from_millis(1));
+                            }
+                            Err((e, _)) => panic!("librdkafka send: {e}"),
+                        }
+                    }
+                    if i % 1024 == 0 {
+                        p.poll(Duration::ZERO);
+                    }
                 }
-                Err((e, _)) => panic!("librdkafka send: {e}"),
-            }
+            });
         }
-        if i % 1024 == 0 {
-            p.poll(Duration::ZERO);
-        }
-    }
-    p.flush(Duration::from_secs(120)).expect("flush");
+    });
+    p.flush(Duration::from_secs(300)).expect("flush");
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
     let acked = acked.load(Ordering::Relaxed);
     assert_eq!(
         (acked, failed.load(Ordering::Relaxed)),
-        (n, 0),
+        (s.records, 0),
         "librdkafka: every record acknowledged"
     );
     SendFigures {
@@ -229,7 +328,7 @@ fn kprod_produce(b: &str, topic: &str, n: u64, payload: &Bytes) -> Histogram<u64
 }
 
 /// Delivery reports of the latency run go to the waiting caller through a channel.
-struct Signalling(std::sync::Mutex<std::sync::mpsc::Sender<bool>>);
+struct Signalling(Mutex<std::sync::mpsc::Sender<bool>>);
 
 impl ClientContext for Signalling {}
 
@@ -249,7 +348,7 @@ fn rdkafka_produce(b: &str, topic: &str, n: u64, payload: &Bytes) -> Histogram<u
         .set("acks", "1")
         .set("enable.idempotence", "false")
         .set("linger.ms", "0")
-        .create_with_context(Signalling(std::sync::Mutex::new(tx)))
+        .create_with_context(Signalling(Mutex::new(tx)))
         .expect("librdkafka producer");
     let mut h = new_histogram();
     for i in 0..=n {
@@ -270,9 +369,110 @@ fn rdkafka_produce(b: &str, topic: &str, n: u64, payload: &Bytes) -> Histogram<u
     h
 }
 
+/// Sleeps until `at` (both clients' pacing is the same).
+fn wait_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        std::thread::sleep(at - now);
+    }
+}
+
+fn kprod_rate(b: &str, topic: &str, rate: f64, n: u64, pool: &[Bytes]) -> Histogram<u64> {
+    let p = kprod::Producer::builder()
+        .bootstrap_servers(b)
+        .linger(Duration::from_millis(5))
+        .build()
+        .expect("kprod producer");
+    p.produce(topic, (), "warm-up").expect("warm-up");
+    let h = Arc::new(Mutex::new(new_histogram()));
+    let start = Instant::now();
+    for i in 0..n {
+        let intended = start + Duration::from_secs_f64(i as f64 / rate);
+        wait_until(intended);
+        let h = h.clone();
+        let r = kprod::ProducerRecord::new(topic.to_string())
+            .value(pool[i as usize % pool.len()].clone());
+        p.send_with(r, move |r| {
+            r.expect("delivered");
+            h.lock()
+                .unwrap()
+                .saturating_record(intended.elapsed().as_micros() as u64);
+        })
+        .expect("send");
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    p.close(Duration::from_secs(10)).expect("close");
+    let h = h.lock().unwrap().clone();
+    h
+}
+
+fn rdkafka_rate(b: &str, topic: &str, rate: f64, n: u64, pool: &[Bytes]) -> Histogram<u64> {
+    let latency = Arc::new(Mutex::new(new_histogram()));
+    let p: ThreadedProducer<Timing> = rdkafka_config(b)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create_with_context(Timing(latency.clone()))
+        .expect("librdkafka producer");
+    p.send(
+        BaseRecord::<(), [u8], _>::with_opaque_to(topic, Box::new(Instant::now()))
+            .payload(&b"warm-up"[..]),
+    )
+    .map_err(|(e, _)| e)
+    .expect("warm-up");
+    p.flush(Duration::from_secs(30)).expect("warm-up flush");
+    latency.lock().unwrap().reset();
+    let start = Instant::now();
+    for i in 0..n {
+        let intended = start + Duration::from_secs_f64(i as f64 / rate);
+        wait_until(intended);
+        p.send(
+            BaseRecord::<(), [u8], _>::with_opaque_to(topic, Box::new(intended))
+                .payload(&pool[i as usize % pool.len()][..]),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    let h = latency.lock().unwrap().clone();
+    h
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// Runs `k` and `r` alternately for `rounds` rounds, swapping who goes first each round.
+fn alternate<T>(
+    rounds: usize,
+    mut k: impl FnMut() -> T,
+    mut r: impl FnMut() -> T,
+) -> (Vec<T>, Vec<T>) {
+    let (mut ks, mut rs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            ks.push(k());
+            rs.push(r());
+        } else {
+            rs.push(r());
+            ks.push(k());
+        }
+    }
+    (ks, rs)
+}
+
+fn report_latency(what: &str, k: &[Histogram<u64>], r: &[Histogram<u64>]) {
+    for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+        let kq = median(k.iter().map(|h| h.value_at_quantile(q) as f64).collect());
+        let rq = median(r.iter().map(|h| h.value_at_quantile(q) as f64).collect());
+        println!(
+            "{what} {name}: kprod {kq:.0} µs librdkafka {rq:.0} µs ratio {:.2}×  (rounds: kprod {:?} librdkafka {:?})",
+            kq / rq,
+            k.iter().map(|h| h.value_at_quantile(q)).collect::<Vec<_>>(),
+            r.iter().map(|h| h.value_at_quantile(q)).collect::<Vec<_>>(),
+        );
+    }
 }
 
 fn main() {
@@ -285,10 +485,10 @@ fn main() {
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let n: u64 = env_or("BENCH_RECORDS", 1_000_000);
     let n_latency: u64 = env_or("BENCH_LATENCY_RECORDS", 10_000);
-    let size: usize = env_or("BENCH_RECORD_SIZE", 100);
+    let rate: f64 = env_or("BENCH_RATE", 50_000.0);
+    let core = env_or("BENCH_MATRIX", "full".to_string()) == "core";
     let broker = Broker::start(&topic);
     let b = broker.bootstrap.clone();
-    let payload = Bytes::from(vec![b'x'; size]);
     println!(
         "broker {b}{}; {rounds} rounds, alternating; medians reported",
         if broker.child.is_some() {
@@ -297,74 +497,69 @@ fn main() {
             ""
         }
     );
-    println!(
-        "settings: {size} B values, no key, no compression, linger 5 ms, batch.size 1000000, \
-         buffer 1M records / 64 MiB; latency: linger 0, acks=1, one record at a time"
-    );
 
-    for s in [
-        Setting {
-            name: "acks=1",
-            acks_all_idempotent: false,
-        },
-        Setting {
-            name: "acks=all idempotent",
-            acks_all_idempotent: true,
-        },
-    ] {
-        let (mut k, mut r) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            // Alternate who goes first, so drift in the machine's state is shared.
-            if round % 2 == 0 {
-                k.push(kprod_send(&b, &topic, n, &payload, s));
-                r.push(rdkafka_send(&b, &topic, n, &payload, s));
-            } else {
-                r.push(rdkafka_send(&b, &topic, n, &payload, s));
-                k.push(kprod_send(&b, &topic, n, &payload, s));
+    let mut settings = Vec::new();
+    for size in [100usize, 1024] {
+        for codec in ["none", "lz4", "zstd"] {
+            for acks_all_idempotent in [false, true] {
+                for threads in [1, 2] {
+                    settings.push(Setting {
+                        size,
+                        codec,
+                        acks_all_idempotent,
+                        threads,
+                        records: if size > 100 { n / 4 } else { n },
+                    });
+                }
             }
-            let (kl, rl) = (k.last().unwrap(), r.last().unwrap());
-            println!(
-                "  send {} round {round}: kprod {:.0} rec/s {:.3} µs CPU/rec | librdkafka {:.0} rec/s {:.3} µs CPU/rec",
-                s.name, kl.records_per_sec, kl.cpu_us_per_record, rl.records_per_sec, rl.cpu_us_per_record
-            );
         }
+    }
+    if core {
+        settings.retain(|s| s.size == 100 && s.codec == "none" && s.threads == 1);
+    }
+    let mut pools = std::collections::HashMap::new();
+    for s in &settings {
+        let pool = pools.entry(s.size).or_insert_with(|| payloads(s.size));
+        let (k, r) = alternate(
+            rounds,
+            || kprod_send(&b, &topic, *s, pool),
+            || rdkafka_send(&b, &topic, *s, pool),
+        );
         let kt = median(k.iter().map(|f| f.records_per_sec).collect());
         let rt = median(r.iter().map(|f| f.records_per_sec).collect());
         let kc = median(k.iter().map(|f| f.cpu_us_per_record).collect());
         let rc = median(r.iter().map(|f| f.cpu_us_per_record).collect());
         println!(
-            "send() {} {n} × {size} B: records/s kprod {kt:.0} librdkafka {rt:.0} ratio {:.2}× | \
-             client CPU µs/record kprod {kc:.3} librdkafka {rc:.3} ratio {:.2}×",
-            s.name,
+            "send() {} × {}: records/s kprod {kt:.0} librdkafka {rt:.0} ratio {:.2}× | client CPU µs/record kprod {kc:.3} librdkafka {rc:.3} ratio {:.2}×",
+            s.records,
+            s.name(),
             kt / rt,
             kc / rc
         );
     }
 
-    let (mut k, mut r) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        if round % 2 == 0 {
-            k.push(kprod_produce(&b, &topic, n_latency, &payload));
-            r.push(rdkafka_produce(&b, &topic, n_latency, &payload));
-        } else {
-            r.push(rdkafka_produce(&b, &topic, n_latency, &payload));
-            k.push(kprod_produce(&b, &topic, n_latency, &payload));
-        }
-        let (kh, rh) = (k.last().unwrap(), r.last().unwrap());
-        println!(
-            "  produce round {round}: kprod p50 {} p99 {} µs | librdkafka p50 {} p99 {} µs",
-            kh.value_at_quantile(0.5),
-            kh.value_at_quantile(0.99),
-            rh.value_at_quantile(0.5),
-            rh.value_at_quantile(0.99)
-        );
-    }
-    for (q, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
-        let kq = median(k.iter().map(|h| h.value_at_quantile(q) as f64).collect());
-        let rq = median(r.iter().map(|h| h.value_at_quantile(q) as f64).collect());
-        println!(
-            "produce() latency {name} ({n_latency} × {size} B, linger 0, acks=1): kprod {kq:.0} µs librdkafka {rq:.0} µs ratio {:.2}×",
-            kq / rq
-        );
-    }
+    let payload = payloads(100)[0].clone();
+    let (k, r) = alternate(
+        rounds,
+        || kprod_produce(&b, &topic, n_latency, &payload),
+        || rdkafka_produce(&b, &topic, n_latency, &payload),
+    );
+    report_latency(
+        &format!("produce() latency ({n_latency} × 100 B, linger 0, acks=1)"),
+        &k,
+        &r,
+    );
+
+    let pool = payloads(100);
+    let n_rate = (rate * 2.0) as u64;
+    let (k, r) = alternate(
+        rounds,
+        || kprod_rate(&b, &topic, rate, n_rate, &pool),
+        || rdkafka_rate(&b, &topic, rate, n_rate, &pool),
+    );
+    report_latency(
+        &format!("fixed rate {rate:.0}/s latency from intended send time ({n_rate} × 100 B, acks=all idempotent, linger 5 ms)"),
+        &k,
+        &r,
+    );
 }

@@ -40,6 +40,10 @@ pub struct PerfArgs {
     /// Partitions of the embedded cluster's topic (ignored with -b).
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// Calling threads sharing the producer; each sends its share of the records (and of
+    /// the throughput).
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -78,6 +82,9 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     if a.num_records == 0 {
         return Err("--num-records must be at least 1".into());
     }
+    if a.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
     let target = Target::resolve(a.bootstrap.as_deref(), &a.topic, a.partitions.max(1), true)?;
     let producer = a
         .tuning
@@ -86,8 +93,8 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     let c = producer.config();
     eprintln!(
-        "kprod perf: mode={:?} records={} size={}B throughput={} | acks={:?} idempotence={} \
-         linger={:?} batch.size={} compression={:?} max.in.flight={} io_threads={}",
+        "kprod perf: mode={:?} records={} size={}B throughput={} threads={} | acks={:?} \
+         idempotence={} linger={:?} batch.size={} compression={:?} max.in.flight={} io_threads={}",
         a.mode,
         a.num_records,
         a.record_size,
@@ -96,6 +103,7 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
         } else {
             "max".into()
         },
+        a.threads,
         c.acks,
         c.idempotence,
         c.linger,
@@ -130,26 +138,39 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     let start = Instant::now();
     let rate = (a.throughput > 0.0).then_some(a.throughput);
     let topic: std::borrow::Cow<'static, str> = a.topic.clone().into();
-    for i in 0..a.num_records {
-        let intended = match rate {
-            Some(r) => {
-                let at = start + Duration::from_secs_f64(i as f64 / r);
-                wait_until(at);
-                at
-            }
-            None => Instant::now(),
-        };
-        let record = ProducerRecord::new(topic.clone()).value(payload.clone());
-        match a.mode {
-            Mode::Send => {
-                let t = tally.clone();
-                if let Err(e) = producer.send_with(record, move |r| t.complete(intended, r)) {
-                    tally.complete(intended, Err(e.error));
+    // Thread k sends records k, k + threads, k + 2 × threads, ...: at a fixed rate, record
+    // i's intended time is i / rate whichever thread sends it.
+    std::thread::scope(|s| {
+        for k in 0..u64::from(a.threads) {
+            let (producer, tally, payload, topic) = (&producer, &tally, &payload, &topic);
+            let mode = a.mode;
+            let (n, step) = (a.num_records, u64::from(a.threads));
+            s.spawn(move || {
+                for i in (k..n).step_by(step as usize) {
+                    let intended = match rate {
+                        Some(r) => {
+                            let at = start + Duration::from_secs_f64(i as f64 / r);
+                            wait_until(at);
+                            at
+                        }
+                        None => Instant::now(),
+                    };
+                    let record = ProducerRecord::new(topic.clone()).value(payload.clone());
+                    match mode {
+                        Mode::Send => {
+                            let t = tally.clone();
+                            if let Err(e) =
+                                producer.send_with(record, move |r| t.complete(intended, r))
+                            {
+                                tally.complete(intended, Err(e.error));
+                            }
+                        }
+                        Mode::Produce => tally.complete(intended, producer.produce_record(record)),
+                    }
                 }
-            }
-            Mode::Produce => tally.complete(intended, producer.produce_record(record)),
+            });
         }
-    }
+    });
     let flushed = producer.flush(c.delivery_timeout + c.request_timeout);
     let elapsed = start.elapsed();
     let cpu1 = cpu::client_cpu(exclude);
