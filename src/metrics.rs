@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 /// Live counters (relaxed atomics, updated off the send path where possible).
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    pub records_sent: AtomicU64,
+    /// Written by every `send`: on its own cache line, away from the counters the I/O
+    /// threads write.
+    pub records_sent: CachePadded<AtomicU64>,
     pub records_acked: AtomicU64,
     pub records_failed: AtomicU64,
     pub batches_sent: AtomicU64,

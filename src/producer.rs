@@ -97,8 +97,9 @@ impl ProduceAllResults {
 ///   record reported delivered is in the log exactly once and in per-partition send order,
 ///   through lost connections, broker restarts, leader moves and retriable errors. A
 ///   non-retriable error fails only the records of the request it answers. A record failed by
-///   its delivery timeout may or may not be in the log, never twice; the producer then bumps
-///   its epoch (KIP-360) and the partition goes on.
+///   its delivery timeout — or by an error answering a retry after an earlier attempt's answer
+///   was lost — may or may not be in the log, never twice; the producer then bumps its epoch
+///   (KIP-360) and the partition goes on.
 /// - Without idempotence: at least once (a retry may write a batch again); with
 ///   `max_in_flight(1)`, the first copies stay in send order. With `acks=0`: at most once.
 /// - Memory is bounded by the buffer settings: a full buffer makes `send` wait up to

@@ -260,6 +260,7 @@ impl Accumulator {
         };
         let count = self.completers.len() as i32;
         self.adopt(ids);
+        let ids = self.ids;
         let base_sequence = if ids.idempotent() {
             let s = self.next_sequence;
             // Sequences wrap from i32::MAX to 0, as in the Java client.
@@ -304,17 +305,27 @@ impl Accumulator {
     }
 
     /// Switches to new producer ids (the first ones, or after an epoch bump): sequences start
-    /// again at 0 and the waiting batches are renumbered from there. Only called with nothing
-    /// in flight (an epoch bump waits for that).
-    pub fn adopt(&mut self, ids: ProducerIds) {
+    /// again at 0 and the waiting batches are renumbered from there. Not while batches are in
+    /// flight under the old ids (an epoch bump waits for none to be, so this is a backstop):
+    /// then it returns false and the partition keeps its old ids, and sends nothing new, until
+    /// they are answered.
+    pub fn adopt(&mut self, ids: ProducerIds) -> bool {
         if ids == self.ids {
-            return;
+            return true;
         }
-        debug_assert_eq!(self.in_flight, 0, "new producer ids with batches in flight");
+        if self.in_flight > 0 {
+            return false;
+        }
         self.ids = ids;
         self.acked_end = 0;
         self.gap = false;
         self.renumber(0);
+        true
+    }
+
+    /// Whether this partition numbers its batches under `ids` (see [`adopt`](Self::adopt)).
+    pub fn uses(&self, ids: ProducerIds) -> bool {
+        self.ids == ids
     }
 
     /// An idempotent batch was acknowledged (or found a duplicate of one that was).

@@ -317,7 +317,7 @@ impl IoThread {
             let p = self.owned[k].clone();
             let mut acc = p.acc.lock();
             // After an epoch bump: sequences restart under the new ids.
-            acc.adopt(ids);
+            let _ = acc.adopt(ids);
             let mut drained = 0;
             let mut failed = None;
             while let Some(r) = p.ring.pop() {
@@ -377,6 +377,11 @@ impl IoThread {
 
     /// Sends one Produce request to each ready broker that has sendable batches.
     fn send_produce(&mut self, now: Instant, deadline: &mut Option<Instant>) {
+        let ids = if self.shared.config.idempotence {
+            *self.shared.ids.lock()
+        } else {
+            ProducerIds::NONE
+        };
         let hold = self.shared.bump_wanted.load(SeqCst);
         let mut wanted: HashMap<i32, Vec<Arc<PartitionState>>> = HashMap::new();
         for p in &self.owned {
@@ -389,7 +394,7 @@ impl IoThread {
                 // The leader changed: let the old leader answer first (order).
                 continue;
             }
-            match acc.next_batch(hold) {
+            match acc.next_batch(hold || !acc.uses(ids)) {
                 Some(b) if b.not_before.is_none_or(|t| now >= t) => {
                     wanted.entry(leader).or_default().push(p.clone());
                 }
@@ -411,6 +416,9 @@ impl IoThread {
             let mut batches: Vec<(Arc<PartitionState>, ProducerBatch)> = Vec::new();
             for p in parts {
                 let mut acc = p.acc.lock();
+                // Read again under the partition's lock: an epoch bump checks that nothing is
+                // in flight under the same lock, after asking for the hold.
+                let hold = self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
                 let Some(b) = acc.sendable(now, hold) else {
                     continue;
                 };

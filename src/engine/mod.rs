@@ -136,6 +136,29 @@ impl Signal {
     }
 }
 
+/// How long a call may block for room, counted from its first wait: the clock is read only
+/// when the call has to wait (the send path's fast case reads none).
+pub(crate) struct Budget {
+    max_block: Option<Duration>,
+    deadline: Option<Instant>,
+}
+
+impl Budget {
+    /// `None`: never wait.
+    pub fn new(max_block: Option<Duration>) -> Self {
+        Budget {
+            max_block,
+            deadline: None,
+        }
+    }
+
+    /// When waiting must end; `None` if the call must not wait at all.
+    fn deadline(&mut self) -> Option<Instant> {
+        let max = self.max_block?;
+        Some(*self.deadline.get_or_insert_with(|| Instant::now() + max))
+    }
+}
+
 /// State shared by callers and I/O threads.
 pub(crate) struct Shared {
     pub config: ProducerConfig,
@@ -267,12 +290,12 @@ impl Shared {
         true
     }
 
-    /// Reserves room for one record of `bytes`, waiting until `deadline` (None: not at all).
-    fn reserve(&self, bytes: usize, deadline: Option<Instant>) -> bool {
+    /// Reserves room for one record of `bytes`, waiting as `budget` allows.
+    fn reserve(&self, bytes: usize, budget: &mut Budget) -> bool {
         if self.try_reserve(bytes, true) {
             return true;
         }
-        match deadline {
+        match budget.deadline() {
             None => false,
             Some(d) => {
                 self.space.wait_until(d, || {
@@ -409,12 +432,22 @@ impl Shared {
                 record,
             ));
         }
-        let t = match self.topic(topic) {
-            Ok(t) => t,
-            Err(e) => return Err((e, record)),
+        // The topic table is read without touching the topic's reference count (a shared
+        // cache line): the guard keeps it alive for the call.
+        let topics = self.topics.load();
+        let created;
+        let t: &TopicState = match topics.get(topic) {
+            Some(t) => t,
+            None => match self.topic(topic) {
+                Ok(t) => {
+                    created = t;
+                    &created
+                }
+                Err(e) => return Err((e, record)),
+            },
         };
-        let deadline = max_block.map(|d| Instant::now() + d);
-        if !self.reserve(record.reserved, deadline) {
+        let mut budget = Budget::new(max_block);
+        if !self.reserve(record.reserved, &mut budget) {
             let e = if self.abort.load(Relaxed) {
                 Error::Closed
             } else {
@@ -428,9 +461,9 @@ impl Shared {
         let parts = t.partitions.load();
         let result = match &*parts {
             Some(parts) if !t.has_pending.load(SeqCst) => {
-                self.push_placed(&t, parts, explicit, record, deadline)
+                self.push_placed(t, parts, explicit, record, &mut budget)
             }
-            _ => self.push_pending(&t, explicit, record, deadline),
+            _ => self.push_pending(t, explicit, record, &mut budget),
         };
         match result {
             Ok(()) => {
@@ -450,7 +483,7 @@ impl Shared {
         parts: &[Arc<PartitionState>],
         explicit: Option<i32>,
         record: PendingRecord,
-        deadline: Option<Instant>,
+        budget: &mut Budget,
     ) -> Result<(), (Error, PendingRecord)> {
         let p = match self.place(t, parts, explicit, record.key.as_deref()) {
             Ok(p) => &parts[p],
@@ -465,7 +498,7 @@ impl Shared {
                     // Full: make sure the owner is draining, then wait for room.
                     let owner = &self.io[self.owner_of(p.leader.load(Relaxed))];
                     owner.wake();
-                    let Some(d) = deadline else {
+                    let Some(d) = budget.deadline() else {
                         return Err((
                             Error::QueueFull {
                                 at: Location::at(&t.name, p.partition),
@@ -508,7 +541,7 @@ impl Shared {
         t: &TopicState,
         explicit: Option<i32>,
         record: PendingRecord,
-        deadline: Option<Instant>,
+        budget: &mut Budget,
     ) -> Result<(), (Error, PendingRecord)> {
         {
             let mut q = t.pending.lock();
@@ -526,7 +559,7 @@ impl Shared {
             }
         }
         let parts = t.partitions.load_full().expect("checked above");
-        self.push_placed(t, &parts, explicit, record, deadline)
+        self.push_placed(t, &parts, explicit, record, budget)
     }
 
     /// Fails `completers` (and releases their `reserved` bytes) with `error`.

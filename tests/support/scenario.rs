@@ -75,7 +75,7 @@ pub fn send_all(
             b.fired[i].fetch_add(1, SeqCst);
             b.outcome.lock().unwrap()[i] = Some(r.map(|m| (m.partition, m.offset)));
         })
-        .unwrap_or_else(|e| panic!("record {i} not enqueued: {e}"));
+        .unwrap_or_else(|e| panic!("record {i} not enqueued: {e}; metrics {:?}", p.metrics()));
     }
     p.flush(flush_timeout)
         .unwrap_or_else(|e| panic!("flush: {e}; metrics {:?}", p.metrics()));
