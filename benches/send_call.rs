@@ -10,53 +10,20 @@
 //!   reads add ~40 ns), and heap allocations per call made by the calling thread (a counting
 //!   global allocator).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use counting_alloc::{counted, Counting};
 use criterion::{criterion_group, Criterion, Throughput};
 use hdrhistogram::Histogram;
 use kprod::mock::MockCluster;
 use kprod::Producer;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counting touches only
-// const-initialised thread-locals without destructors, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static GLOBAL: Counting = Counting;
 
 fn setup() -> (MockCluster, Producer) {
     let cluster = MockCluster::builder()
@@ -95,14 +62,13 @@ fn distribution() {
     // Pre-clone: `Bytes::clone` of a Vec-backed value allocates once, when it first becomes
     // shared; after that clones only count references.
     let _shared = value.clone();
-    COUNTING.with(|c| c.set(true));
-    for _ in 0..n {
-        let t = Instant::now();
-        p.send("calls", (), value.clone()).expect("send");
-        h.saturating_record(t.elapsed().as_nanos() as u64);
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocs = ALLOCS.with(Cell::get);
+    let allocs = counted(|| {
+        for _ in 0..n {
+            let t = Instant::now();
+            p.send("calls", (), value.clone()).expect("send");
+            h.saturating_record(t.elapsed().as_nanos() as u64);
+        }
+    });
     p.flush(Duration::from_secs(60)).expect("flush");
     println!(
         "send() call, {n} × 100 B Bytes, one thread: p50 {} ns p99 {} ns p99.9 {} ns p99.99 {} ns \

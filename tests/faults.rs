@@ -300,7 +300,10 @@ fn broker_that_never_answers_ends_in_delivery_timeouts() {
 #[test]
 fn non_retriable_errors_fail_only_the_affected_records() {
     let rig = Rig::new(3);
-    let p = rig.producer().batch_size(64 << 10).build().unwrap();
+    // Small batches, so that a request holds few records: at most one 4 KiB batch per
+    // partition, each record at least 16 bytes.
+    let p = rig.producer().batch_size(4 << 10).build().unwrap();
+    let per_request = PARTITIONS as usize * (4 << 10) / 16;
     let n = records();
     let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
         if i == n / 3 {
@@ -330,8 +333,8 @@ fn non_retriable_errors_fail_only_the_affected_records() {
         "only the injected errors"
     );
     assert!(
-        r.failed < n / 10,
-        "{} failed: more than the two requests' records",
+        r.failed <= 2 * per_request,
+        "{} failed: more than two requests can hold ({per_request} each)",
         r.failed
     );
     assert_eq!(r.failed_but_stored, 0, "a refused record is not in the log");
@@ -365,9 +368,10 @@ fn broker_losing_producer_state_is_recovered_by_epoch_bump() {
     assert_eq!(r.acked, r.sent, "every record delivered: {:?}", r.errors);
 }
 
-/// A broker stops answering long enough for in-flight batches to reach their delivery
-/// timeout — the broker may or may not have written them — then answers again. The epoch is
-/// bumped and the partitions go on; nothing is duplicated or reordered.
+/// A broker stops answering long enough for batches to reach their delivery timeout — those
+/// in flight the broker may or may not have written — then answers again. The epoch is bumped
+/// (or, if no timed-out batch had left, the sequences rewound) and the partitions go on;
+/// nothing is duplicated or reordered.
 #[test]
 fn delivery_timeouts_then_recovery_by_epoch_bump() {
     let rig = Rig::new(3);
@@ -404,7 +408,9 @@ fn delivery_timeouts_then_recovery_by_epoch_bump() {
         ["Timeout Delivery"],
         "only delivery timeouts"
     );
-    assert!(m.epoch_bumps > 0, "{m:?}");
+    // Batches the broker may have had force an epoch bump; batches that never left only a
+    // rewind. Which ones time out depends on timing; at least one of the two happened.
+    assert!(m.epoch_bumps + m.sequence_rewinds > 0, "{m:?}");
     // Records after the recovery are delivered.
     let outcomes = sent.outcomes();
     assert!(

@@ -41,6 +41,18 @@ impl<M: Message> From<&M> for Got {
     }
 }
 
+/// librdkafka's consumer, verifying CRCs, committing nothing.
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kprod-readback")
+        .set("enable.auto.commit", "false")
+        .set("check.crcs", "true")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("librdkafka consumer")
+}
+
 /// Reads partitions `0..partitions` of `topic` until `want` records arrived or `timeout`
 /// passed; sorted by (partition, offset).
 pub fn read_back(
@@ -50,14 +62,7 @@ pub fn read_back(
     want: usize,
     timeout: Duration,
 ) -> Vec<Got> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kprod-readback")
-        .set("enable.auto.commit", "false")
-        .set("check.crcs", "true")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("librdkafka consumer");
+    let consumer = consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
@@ -89,14 +94,7 @@ pub fn read_all(
     at_least: &[i64],
     timeout: Duration,
 ) -> Vec<Got> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kprod-readback")
-        .set("enable.auto.commit", "false")
-        .set("check.crcs", "true")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("librdkafka consumer");
+    let consumer = consumer(bootstrap);
     let deadline = Instant::now() + timeout;
     let mut end = Vec::new();
     let mut tpl = TopicPartitionList::new();
