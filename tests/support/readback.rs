@@ -86,12 +86,14 @@ pub fn read_back(
 /// Reads every record of partitions `0..partitions` of `topic`: each partition up to the
 /// larger of its high watermark (as the broker reports it when called) and `at_least[p]` (an
 /// end offset known to exist, e.g. one past the last offset a producer was acknowledged —
-/// some brokers report their watermark late). Sorted by (partition, offset).
+/// some brokers report their watermark late), and at least `min_records` in all (records
+/// acknowledged without an offset). Sorted by (partition, offset).
 pub fn read_all(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     at_least: &[i64],
+    min_records: usize,
     timeout: Duration,
 ) -> Vec<Got> {
     let consumer = consumer(bootstrap);
@@ -110,10 +112,12 @@ pub fn read_all(
     // Per partition: the next offset to read.
     let mut next = vec![0i64; partitions as usize];
     let mut got = Vec::new();
-    while (0..partitions as usize).any(|p| next[p] < end[p]) {
+    while (0..partitions as usize).any(|p| next[p] < end[p]) || got.len() < min_records {
         assert!(
             Instant::now() < deadline,
-            "{topic}: read up to {next:?}, wanted {end:?}, before the deadline"
+            "{topic}: read {} records up to {next:?}, wanted {min_records} and {end:?}, \
+             before the deadline",
+            got.len()
         );
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
