@@ -323,6 +323,12 @@ impl Accumulator {
         true
     }
 
+    /// Whether `b` is the batch the broker expects next: no earlier batch of this partition is
+    /// outstanding.
+    pub fn is_next(&self, b: &ProducerBatch) -> bool {
+        b.ids == self.ids && b.base_sequence == self.acked_end
+    }
+
     /// Whether this partition numbers its batches under `ids` (see [`adopt`](Self::adopt)).
     pub fn uses(&self, ids: ProducerIds) -> bool {
         self.ids == ids
@@ -406,11 +412,23 @@ impl Accumulator {
 
     /// The earliest time something here needs attention: linger, a retry backoff, or a
     /// waiting batch's delivery timeout.
-    pub fn next_deadline(&self, linger: Duration, delivery_timeout: Duration) -> Option<Instant> {
+    /// A backoff counts only if the front batch may go when it ends ([`next_batch`] with
+    /// `hold`): a held partition is woken by what releases it, not by a passed backoff.
+    ///
+    /// [`next_batch`]: Self::next_batch
+    pub fn next_deadline(
+        &self,
+        linger: Duration,
+        delivery_timeout: Duration,
+        hold: bool,
+    ) -> Option<Instant> {
+        let may_go = self.next_batch(hold).is_some();
         let ready = self.ready.front().map(|b| {
-            b.not_before
-                .unwrap_or(b.created + delivery_timeout)
-                .min(b.created + delivery_timeout)
+            let expiry = b.created + delivery_timeout;
+            match b.not_before {
+                Some(t) if may_go => t.min(expiry),
+                _ => expiry,
+            }
         });
         [self.linger_deadline(linger), ready]
             .into_iter()

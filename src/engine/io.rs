@@ -362,7 +362,8 @@ impl IoThread {
                 Metrics::add(&self.shared.metrics.sequence_rewinds, 1);
                 log::debug!("kprod: {p:?}: sequences rewound past a failed batch");
             }
-            let next = acc.next_deadline(linger, delivery_timeout);
+            let hold = self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+            let next = acc.next_deadline(linger, delivery_timeout, hold);
             drop(acc);
             for b in expired {
                 let e = self
@@ -418,6 +419,11 @@ impl IoThread {
                 let mut acc = p.acc.lock();
                 // Read again under the partition's lock: an epoch bump checks that nothing is
                 // in flight under the same lock, after asking for the hold.
+                let ids = if self.shared.config.idempotence {
+                    *self.shared.ids.lock()
+                } else {
+                    ProducerIds::NONE
+                };
                 let hold = self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
                 let Some(b) = acc.sendable(now, hold) else {
                     continue;
@@ -694,13 +700,22 @@ impl IoThread {
                 }
             }
         }
-        for (inflight, frame) in responses {
+        let mut responses = responses.into_iter();
+        for (inflight, frame) in responses.by_ref() {
             if let Err(e) = self.on_response(i, inflight, &frame, now) {
                 failure = Some(e);
                 break;
             }
         }
         if let Some(f) = failure {
+            // Answers read after the one that failed go with the connection's unanswered
+            // requests: back in line (nothing is dropped uncounted).
+            let addr = self.conns[i]
+                .as_ref()
+                .map_or(String::new(), |c| c.addr.clone());
+            for (inflight, _) in responses {
+                self.lost(inflight.context, &addr, &f, now);
+            }
             self.fail_conn(i, now, Some(f));
         } else {
             self.write(i, now);
@@ -910,15 +925,13 @@ impl IoThread {
                     let idempotent = b.ids.idempotent();
                     match code {
                         ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if idempotent => {
-                            // Certainly not written: the broker wanted another sequence.
-                            b.maybe_written = false;
+                            // This attempt was not written (an earlier one may have been:
+                            // `maybe_written` stays as it is).
                             let explained = self.shared.bump_wanted.load(SeqCst) || {
-                                // Held for a rewind, or an earlier batch of this partition
-                                // is being retried and this one overtook it.
+                                // Held for a rewind, or an earlier batch of this partition is
+                                // still outstanding and this one overtook it.
                                 let acc = p.acc.lock();
-                                acc.gap
-                                    || acc.ready.iter().any(|r| r.base_sequence < b.base_sequence)
-                                    || acc.in_flight > 1
+                                acc.gap || !acc.is_next(&b)
                             };
                             if !explained {
                                 // The broker lost track of this producer's sequences.
@@ -930,18 +943,20 @@ impl IoThread {
                         ErrorCode::UNKNOWN_PRODUCER_ID | ErrorCode::INVALID_PRODUCER_EPOCH
                             if idempotent =>
                         {
-                            b.maybe_written = false;
                             log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
                             self.shared.bump_wanted.store(true, SeqCst);
                             self.retry_or_fail(&p, b, err, now);
                         }
                         _ if code.is_retriable() => {
                             // These say the broker may have written the batch.
+                            // (NOT_LEADER_OR_FOLLOWER too: with acks=all the old leader
+                            // may have appended it before losing leadership.)
                             if matches!(
                                 code,
                                 ErrorCode::REQUEST_TIMED_OUT
                                     | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
                                     | ErrorCode::NETWORK_EXCEPTION
+                                    | ErrorCode::NOT_LEADER_OR_FOLLOWER
                             ) {
                                 b.maybe_written = true;
                             }
@@ -1004,6 +1019,31 @@ impl IoThread {
         self.shared.io[self.shared.owner_of(p.leader.load(SeqCst))].wake();
     }
 
+    /// A request sent on a connection that failed, whose answer will not come: its batches
+    /// go back in line (the broker may have them), other requests are forgotten.
+    fn lost(&mut self, ctx: Ctx, addr: &str, why: &str, now: Instant) {
+        match ctx {
+            Ctx::Produce(batches) => {
+                let err = Error::Io {
+                    broker: addr.to_string(),
+                    source: Arc::new(std::io::Error::new(
+                        ErrorKind::ConnectionAborted,
+                        why.to_string(),
+                    )),
+                    at: Location::default(),
+                };
+                for (p, mut b) in batches {
+                    // Sent, unanswered: the broker may have it.
+                    b.maybe_written = true;
+                    self.retry_or_fail(&p, b, err.clone(), now);
+                }
+            }
+            Ctx::Metadata => self.control.metadata_in_flight = false,
+            Ctx::InitProducerId => self.control.pid_in_flight = false,
+            Ctx::ApiVersions => {}
+        }
+    }
+
     /// Closes connection `i` and puts its requests' batches back in line.
     fn fail_conn(&mut self, i: usize, now: Instant, why: Option<String>) {
         let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) else {
@@ -1023,27 +1063,9 @@ impl IoThread {
         c.backoff = (c.backoff * 2).min(self.shared.config.retry_backoff_max);
         let addr = c.addr.clone();
         let lost = c.conn.fail_all();
+        let why = why.unwrap_or_else(|| "connection lost".into());
         for f in lost {
-            match f.context {
-                Ctx::Produce(batches) => {
-                    let err = Error::Io {
-                        broker: addr.clone(),
-                        source: Arc::new(std::io::Error::new(
-                            ErrorKind::ConnectionAborted,
-                            why.clone().unwrap_or_else(|| "connection lost".into()),
-                        )),
-                        at: Location::default(),
-                    };
-                    for (p, mut b) in batches {
-                        // Sent, unanswered: the broker may have it.
-                        b.maybe_written = true;
-                        self.retry_or_fail(&p, b, err.clone(), now);
-                    }
-                }
-                Ctx::Metadata => self.control.metadata_in_flight = false,
-                Ctx::InitProducerId => self.control.pid_in_flight = false,
-                Ctx::ApiVersions => {}
-            }
+            self.lost(f.context, &addr, &why, now);
         }
         if self.control.conn == Some(i) {
             self.control.conn = None;
