@@ -315,6 +315,11 @@ impl IoThread {
         let mut deadline = None;
         for k in 0..self.owned.len() {
             let p = self.owned[k].clone();
+            if self.shared.owner_of(p.leader.load(SeqCst)) != self.index {
+                // Its leader moved to another thread's broker since `owned` was built: one
+                // thread drains a ring, so records enter batches in the order they came.
+                continue;
+            }
             let mut acc = p.acc.lock();
             // After an epoch bump: sequences restart under the new ids.
             let _ = acc.adopt(ids);
@@ -387,7 +392,9 @@ impl IoThread {
         let mut wanted: HashMap<i32, Vec<Arc<PartitionState>>> = HashMap::new();
         for p in &self.owned {
             let leader = p.leader.load(SeqCst);
-            if leader < 0 {
+            if leader < 0 || self.shared.owner_of(leader) != self.index {
+                // No leader, or the leader moved to another thread's broker: that thread
+                // sends for it once it has taken it (one sender per partition keeps order).
                 continue;
             }
             let acc = p.acc.lock();
