@@ -5,6 +5,8 @@
 //! cargo bench --features cli --bench vs_librdkafka                 # broker: `kprod mock --sink`
 //! BENCH_BOOTSTRAP=127.0.0.1:9092 cargo bench --features cli --bench vs_librdkafka
 //! BENCH_ROUNDS=5 BENCH_RECORDS=2000000 BENCH_MATRIX=core ...
+//! BENCH_CLIENT=kprod BENCH_ONLY='100 B none acks=1 1 thread' BENCH_LATENCY=false ...
+//!     # one client, one scenario (names as printed), no latency runs: for `perf record`
 //! ```
 //! The default broker is the `kprod mock` command in its own process, in sink mode (offsets,
 //! no stored data), so neither client's CPU figure includes the broker's. With
@@ -444,19 +446,35 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs `k` and `r` alternately for `rounds` rounds, swapping who goes first each round.
-fn alternate<T>(
+/// `BENCH_CLIENT=kprod` (or `librdkafka`) runs only that client, for profiling; the other's
+/// figures are then the same as the one that ran, and the ratios 1.
+fn alternate<T: Clone>(
     rounds: usize,
     mut k: impl FnMut() -> T,
     mut r: impl FnMut() -> T,
 ) -> (Vec<T>, Vec<T>) {
+    let only = std::env::var("BENCH_CLIENT").unwrap_or_default();
     let (mut ks, mut rs) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        if round % 2 == 0 {
-            ks.push(k());
-            rs.push(r());
-        } else {
-            rs.push(r());
-            ks.push(k());
+        match only.as_str() {
+            "kprod" => {
+                let x = k();
+                ks.push(x.clone());
+                rs.push(x);
+            }
+            "librdkafka" => {
+                let x = r();
+                ks.push(x.clone());
+                rs.push(x);
+            }
+            _ if round % 2 == 0 => {
+                ks.push(k());
+                rs.push(r());
+            }
+            _ => {
+                rs.push(r());
+                ks.push(k());
+            }
         }
     }
     (ks, rs)
@@ -517,6 +535,9 @@ fn main() {
     if core {
         settings.retain(|s| s.size == 100 && s.codec == "none" && s.threads == 1);
     }
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        settings.retain(|s| s.name() == only);
+    }
     let mut pools = std::collections::HashMap::new();
     for s in &settings {
         let pool = pools.entry(s.size).or_insert_with(|| payloads(s.size));
@@ -538,6 +559,9 @@ fn main() {
         );
     }
 
+    if !env_or("BENCH_LATENCY", true) {
+        return;
+    }
     let payload = payloads(100)[0].clone();
     let (k, r) = alternate(
         rounds,

@@ -107,6 +107,11 @@ impl Completer {
         }
     }
 
+    /// Whether nobody waits for the outcome (fire-and-forget).
+    pub(crate) fn is_forget(&self) -> bool {
+        matches!(self.target, Some(Target::Forget))
+    }
+
     /// Whether completing runs a callback (the engine sends those to its callback pool rather
     /// than running them on an I/O thread).
     pub fn is_callback(&self) -> bool {
@@ -114,7 +119,7 @@ impl Completer {
     }
 
     /// Drops the completer without completing: for a record that was never accepted (the
-    /// caller gets the error from the call instead).
+    /// caller gets the error from the call instead), or one nobody waits for.
     pub(crate) fn disarm(mut self) {
         self.target = None;
     }

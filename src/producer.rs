@@ -14,7 +14,7 @@ use crate::config::{ProducerConfig, ProducerConfigBuilder};
 use crate::delivery::{
     delivery_channel, Completer, DeliveryHandle, DeliveryResult, RecordMetadata,
 };
-use crate::engine::batch::PendingRecord;
+use crate::engine::batch::{Completions, PendingRecord};
 use crate::engine::callbacks::{run_job, CallbackPool};
 use crate::engine::io::{self, IoThread};
 use crate::engine::Shared;
@@ -455,23 +455,20 @@ impl Producer {
     fn sweep(&self) {
         let err = self.shared.shutdown_error();
         let m = self.shared.metrics.clone();
-        let mut deliver = |c: Completer, r: DeliveryResult| {
-            Metrics::add(&m.records_failed, 1);
-            run_job((c, r), &m);
-        };
+        let mut deliver = |c: Completer, r: DeliveryResult| run_job((c, r), &m);
         for t in self.shared.topics.load().values() {
             let pending: Vec<_> = t.pending.lock().drain(..).collect();
             for u in pending {
                 let reserved = u.record.reserved;
                 self.shared
-                    .fail_all(vec![u.record.completer], reserved, &err, &mut deliver);
+                    .fail_all(Completions::one(u.record.completer), reserved, &err, &mut deliver);
             }
             if let Some(parts) = t.partitions.load_full() {
                 for p in parts.iter() {
                     while let Some(r) = p.ring.pop() {
                         let reserved = r.reserved;
                         self.shared
-                            .fail_all(vec![r.completer], reserved, &err, &mut deliver);
+                            .fail_all(Completions::one(r.completer), reserved, &err, &mut deliver);
                     }
                 }
             }

@@ -62,14 +62,114 @@ impl ProducerIds {
     }
 }
 
-/// A closed batch: the encoded RecordBatch and one completer per record.
+/// The completions a batch owes, one per record. Fire-and-forget records are only counted;
+/// the others keep their completer, index and timestamp. Completing a batch of `send()`s so
+/// costs nothing per record.
+#[derive(Debug, Default)]
+pub(crate) struct Completions {
+    records: usize,
+    waiting: Vec<Waiting>,
+}
+
+/// A record whose outcome someone waits for (a handle or a callback).
+#[derive(Debug)]
+struct Waiting {
+    /// Its place in the batch: its offset is the batch's base offset plus this.
+    index: u32,
+    timestamp: i64,
+    completer: Completer,
+}
+
+impl Completions {
+    /// One record's completion.
+    pub fn one(completer: Completer) -> Self {
+        let mut c = Completions::default();
+        c.push(0, completer);
+        c
+    }
+
+    /// Adds the next record.
+    pub fn push(&mut self, timestamp: i64, completer: Completer) {
+        if completer.is_forget() {
+            completer.disarm();
+        } else {
+            self.waiting.push(Waiting {
+                index: self.records as u32,
+                timestamp,
+                completer,
+            });
+        }
+        self.records += 1;
+    }
+
+    /// Records counted, forgotten ones included.
+    pub fn len(&self) -> usize {
+        self.records
+    }
+
+    /// Takes them all, leaving room for as many waiting records as there were.
+    fn take(&mut self) -> Completions {
+        let cap = self.waiting.len();
+        Completions {
+            records: std::mem::take(&mut self.records),
+            waiting: std::mem::replace(&mut self.waiting, Vec::with_capacity(cap)),
+        }
+    }
+
+    /// Adds `other`'s records after these.
+    pub fn append(&mut self, other: Completions) {
+        let base = self.records as u32;
+        self.waiting
+            .extend(other.waiting.into_iter().map(|w| Waiting {
+                index: base + w.index,
+                ..w
+            }));
+        self.records += other.records;
+    }
+
+    /// Completes each waiting record: success from `base_offset` (offset -1 when unknown, as
+    /// with acks=0), timestamps from the batch or the broker's append time.
+    pub fn succeed(
+        self,
+        topic: &Arc<str>,
+        partition: i32,
+        base_offset: i64,
+        append_time: Option<i64>,
+        deliver: &mut dyn FnMut(Completer, DeliveryResult),
+    ) {
+        for w in self.waiting {
+            let offset = if base_offset < 0 {
+                -1
+            } else {
+                base_offset + i64::from(w.index)
+            };
+            deliver(
+                w.completer,
+                Ok(RecordMetadata {
+                    topic: topic.clone(),
+                    partition,
+                    offset,
+                    timestamp: append_time.unwrap_or(w.timestamp),
+                }),
+            );
+        }
+    }
+
+    /// Completes each waiting record with `error`.
+    pub fn fail(self, error: &Error, deliver: &mut dyn FnMut(Completer, DeliveryResult)) {
+        for w in self.waiting {
+            deliver(w.completer, Err(error.clone()));
+        }
+    }
+}
+
+/// A closed batch: the encoded RecordBatch and its records' completions.
 #[derive(Debug)]
 pub(crate) struct ProducerBatch {
     pub bytes: Bytes,
     /// The records' encoded size before compression.
     pub uncompressed: usize,
-    pub completers: Vec<Completer>,
-    pub timestamps: Vec<i64>,
+    pub completions: Completions,
     pub reserved: usize,
     pub base_sequence: i32,
     pub ids: ProducerIds,
@@ -89,7 +189,7 @@ pub(crate) struct ProducerBatch {
 
 impl ProducerBatch {
     pub fn record_count(&self) -> usize {
-        self.completers.len()
+        self.completions.len()
     }
 
     /// Completes every record: success from `base_offset` (offset -1 when unknown, as with
@@ -104,28 +204,10 @@ impl ProducerBatch {
     ) {
         match outcome {
             Ok((base_offset, append_time)) => {
-                for (i, (c, ts)) in self.completers.into_iter().zip(self.timestamps).enumerate() {
-                    let offset = if base_offset < 0 {
-                        -1
-                    } else {
-                        base_offset + i as i64
-                    };
-                    deliver(
-                        c,
-                        Ok(RecordMetadata {
-                            topic: topic.clone(),
-                            partition,
-                            offset,
-                            timestamp: append_time.unwrap_or(ts),
-                        }),
-                    );
-                }
+                self.completions
+                    .succeed(topic, partition, base_offset, append_time, deliver)
             }
-            Err(e) => {
-                for c in self.completers {
-                    deliver(c, Err(e.clone()));
-                }
-            }
+            Err(e) => self.completions.fail(&e, deliver),
         }
     }
 }
@@ -143,8 +225,7 @@ pub(crate) enum Urgency {
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     builder: RecordBatchBuilder,
-    completers: Vec<Completer>,
-    timestamps: Vec<i64>,
+    completions: Completions,
     reserved: usize,
     /// When the open batch got its first record.
     open_since: Option<Instant>,
@@ -172,8 +253,7 @@ impl Default for Accumulator {
     fn default() -> Self {
         Accumulator {
             builder: RecordBatchBuilder::default(),
-            completers: Vec::new(),
-            timestamps: Vec::new(),
+            completions: Completions::default(),
             reserved: 0,
             open_since: None,
             ready: VecDeque::new(),
@@ -196,7 +276,7 @@ fn seq_add(s: i32, n: usize) -> i32 {
 impl Accumulator {
     /// Records in the open batch.
     pub fn open_len(&self) -> usize {
-        self.completers.len()
+        self.completions.len()
     }
 
     /// Adds a record to the open batch, first closing it if the record would take it past
@@ -222,8 +302,7 @@ impl Accumulator {
             r.value.as_deref(),
             &r.headers,
         );
-        self.completers.push(r.completer);
-        self.timestamps.push(r.timestamp);
+        self.completions.push(r.timestamp, r.completer);
         self.reserved += r.reserved;
         Ok(())
     }
@@ -258,7 +337,7 @@ impl Accumulator {
         let Some(created) = self.open_since.take() else {
             return Ok(());
         };
-        let count = self.completers.len() as i32;
+        let count = self.completions.len() as i32;
         self.adopt(ids);
         let ids = self.ids;
         let base_sequence = if ids.idempotent() {
@@ -286,12 +365,10 @@ impl Accumulator {
             return Err(e);
         }
         self.last_batch_len = out.len();
-        let cap = self.completers.len();
         self.ready.push_back(ProducerBatch {
             bytes: Bytes::from(out),
             uncompressed,
-            completers: std::mem::replace(&mut self.completers, Vec::with_capacity(cap)),
-            timestamps: std::mem::replace(&mut self.timestamps, Vec::with_capacity(cap)),
+            completions: self.completions.take(),
             reserved: std::mem::take(&mut self.reserved),
             base_sequence,
             ids,
@@ -450,18 +527,17 @@ impl Accumulator {
         out
     }
 
-    /// Takes every record and batch here (for shutdown): the open batch's completers and the
-    /// waiting batches. Returns (completers, reserved bytes).
-    pub fn drain_all(&mut self) -> (Vec<Completer>, usize) {
-        let mut cs: Vec<Completer> = self.completers.drain(..).collect();
+    /// Takes every record and batch here (for shutdown): the open batch's completions and the
+    /// waiting batches'. Returns (completions, reserved bytes).
+    pub fn drain_all(&mut self) -> (Completions, usize) {
+        let mut cs = std::mem::take(&mut self.completions);
         let mut reserved = std::mem::take(&mut self.reserved);
-        self.timestamps.clear();
         self.open_since = None;
         // Reset the builder by finishing into a scratch buffer without a codec.
         self.builder = RecordBatchBuilder::new();
         for b in self.ready.drain(..) {
             reserved += b.reserved;
-            cs.extend(b.completers);
+            cs.append(b.completions);
         }
         (cs, reserved)
     }
@@ -544,6 +620,53 @@ mod tests {
             .map(|h| h.wait().unwrap().offset)
             .collect();
         assert_eq!(offsets, vec![100, 101, 102]);
+    }
+
+    #[test]
+    fn completions_count_forgotten_records_and_keep_offsets() {
+        // A mix of fire-and-forget and waited-for records, in two parts appended together:
+        // only the waited-for ones are delivered, each at its own offset and timestamp.
+        let mut first = Completions::default();
+        let mut handles = vec![];
+        for i in 0..5i64 {
+            if i % 2 == 1 {
+                let (c, h) = delivery_channel();
+                first.push(1000 + i, c);
+                handles.push((i, h));
+            } else {
+                first.push(1000 + i, Completer::forget());
+            }
+        }
+        let mut second = Completions::default();
+        second.push(2000, Completer::forget());
+        let (c, h) = delivery_channel();
+        second.push(2001, c);
+        handles.push((6, h));
+        first.append(second);
+        assert_eq!(first.len(), 7);
+        let topic: Arc<str> = "t".into();
+        let mut delivered = 0;
+        first.succeed(&topic, 2, 50, None, &mut |c, r| {
+            delivered += 1;
+            c.complete(r)
+        });
+        assert_eq!(delivered, 3, "only waited-for records are delivered");
+        for (i, h) in handles {
+            let m = h.wait().unwrap();
+            assert_eq!(m.offset, 50 + i);
+            assert_eq!(m.timestamp, if i < 5 { 1000 + i } else { 2001 });
+        }
+        // Failing: each waited-for record gets the error once.
+        let mut c = Completions::one(Completer::forget());
+        let (w, h) = delivery_channel();
+        c.push(0, w);
+        let mut failed = 0;
+        c.fail(&Error::Closed, &mut |c, r| {
+            failed += 1;
+            c.complete(r)
+        });
+        assert_eq!(failed, 1);
+        assert!(matches!(h.wait(), Err(Error::Closed)));
     }
 
     #[test]

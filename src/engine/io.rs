@@ -19,7 +19,7 @@ use crossbeam::channel::Sender;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::batch::{Accumulator, ProducerBatch, ProducerIds, Urgency};
+use super::batch::{Accumulator, Completions, ProducerBatch, ProducerIds, Urgency};
 use super::callbacks::{run_job, Job};
 use super::{PartitionState, Shared};
 use crate::connection::{Connection, InFlight};
@@ -251,14 +251,6 @@ impl IoThread {
         let metrics = &self.shared.metrics;
         let tx = &self.callbacks;
         move |c: Completer, r: DeliveryResult| {
-            Metrics::add(
-                if r.is_ok() {
-                    &metrics.records_acked
-                } else {
-                    &metrics.records_failed
-                },
-                1,
-            );
             if c.is_callback() {
                 shared.callback_queued();
                 if let Err(e) = tx.send((c, r)) {
@@ -280,14 +272,13 @@ impl IoThread {
     ) {
         let (n, bytes) = (b.record_count(), b.reserved);
         let m = &self.shared.metrics;
-        Metrics::add(
-            if outcome.is_ok() {
-                &m.bytes_acked
-            } else {
-                &m.bytes_failed
-            },
-            b.bytes.len() as u64,
-        );
+        let (records, sizes) = if outcome.is_ok() {
+            (&m.records_acked, &m.bytes_acked)
+        } else {
+            (&m.records_failed, &m.bytes_failed)
+        };
+        Metrics::add(records, n as u64);
+        Metrics::add(sizes, b.bytes.len() as u64);
         b.complete(&p.topic, p.partition, outcome, &mut self.deliver());
         self.shared.release(n, bytes);
     }
@@ -1315,7 +1306,7 @@ impl IoThread {
                 for u in pending {
                     let reserved = u.record.reserved;
                     self.shared.fail_all(
-                        vec![u.record.completer],
+                        Completions::one(u.record.completer),
                         reserved,
                         err,
                         &mut self.deliver(),
@@ -1327,15 +1318,15 @@ impl IoThread {
             };
             for p in parts.iter() {
                 let mut acc = p.acc.lock();
-                let mut cs = Vec::new();
+                let mut cs = Completions::default();
                 let mut reserved = 0;
                 while let Some(r) = p.ring.pop() {
                     reserved += r.reserved;
-                    cs.push(r.completer);
+                    cs.push(r.timestamp, r.completer);
                 }
                 let (more, more_reserved) = acc.drain_all();
                 drop(acc);
-                cs.extend(more);
+                cs.append(more);
                 self.shared
                     .fail_all(cs, reserved + more_reserved, err, &mut self.deliver());
             }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
 
-use super::batch::Accumulator;
+use super::batch::{Accumulator, Completions};
 use super::{PartitionState, Shared, TopicState, Unplaced};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::error::{Deadline, Error, Location};
@@ -148,8 +148,7 @@ impl Shared {
                     let p = match self.place(t, &parts, partition, record.key.as_deref()) {
                         Ok(p) => &parts[p],
                         Err(e) => {
-                            deliver(record.completer, Err(e));
-                            self.release(1, reserved);
+                            self.fail_all(Completions::one(record.completer), reserved, &e, deliver);
                             continue;
                         }
                     };
@@ -193,8 +192,7 @@ impl Shared {
                     _ => self.timeout(Deadline::Metadata, Location::topic(&t.name)),
                 };
                 let reserved = u.record.reserved;
-                deliver(u.record.completer, Err(e));
-                self.release(1, reserved);
+                self.fail_all(Completions::one(u.record.completer), reserved, &e, deliver);
             }
         }
         next

@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 use crate::partitioner::Partitioner;
 use crate::protocol::ErrorCode;
 
-use batch::{Accumulator, PendingRecord, ProducerIds};
+use batch::{Accumulator, Completions, PendingRecord, ProducerIds};
 
 /// Keyless-record placement shared by a topic's partitions (KIP-480 sticky partitioning).
 #[derive(Debug)]
@@ -159,11 +159,15 @@ impl Budget {
     }
 }
 
+/// Topic name → its state; looked up by name on every `send()`, so hashed with foldhash (a few
+/// ns for a short name) rather than SipHash.
+pub(crate) type TopicMap = HashMap<Arc<str>, Arc<TopicState>, foldhash::fast::RandomState>;
+
 /// State shared by callers and I/O threads.
 pub(crate) struct Shared {
     pub config: ProducerConfig,
     pub partitioner: Arc<dyn Partitioner>,
-    pub topics: ArcSwap<HashMap<Arc<str>, Arc<TopicState>>>,
+    pub topics: ArcSwap<TopicMap>,
     topics_write: Mutex<()>,
     /// Broker id → `host:port`.
     pub brokers: ArcSwap<HashMap<i32, String>>,
@@ -203,7 +207,7 @@ impl Shared {
         Shared {
             config,
             partitioner,
-            topics: ArcSwap::from_pointee(HashMap::new()),
+            topics: ArcSwap::from_pointee(TopicMap::default()),
             topics_write: Mutex::new(()),
             brokers: ArcSwap::from_pointee(HashMap::new()),
             metadata_version: AtomicU64::new(0),
@@ -562,18 +566,17 @@ impl Shared {
         self.push_placed(t, &parts, explicit, record, budget)
     }
 
-    /// Fails `completers` (and releases their `reserved` bytes) with `error`.
+    /// Fails `completions` (and releases their `reserved` bytes) with `error`.
     pub fn fail_all(
         &self,
-        completers: Vec<Completer>,
+        completions: Completions,
         reserved: usize,
         error: &Error,
         deliver: &mut dyn FnMut(Completer, crate::delivery::DeliveryResult),
     ) {
-        let n = completers.len();
-        for c in completers {
-            deliver(c, Err(error.clone()));
-        }
+        let n = completions.len();
+        Metrics::add(&self.metrics.records_failed, n as u64);
+        completions.fail(error, deliver);
         self.release(n, reserved);
     }
 
