@@ -4,8 +4,12 @@
 //!
 //! `cargo bench --bench batch_encode`
 
+#[path = "support/codec.rs"]
+mod codec;
+
 use std::io::Write;
 
+use codec::{raw_codec, records_region};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kprod::protocol::compression::{Compression, CompressionConfig, Compressor};
 use kprod::protocol::record_batch::{BatchHeader, RecordBatchBuilder};
@@ -43,51 +47,6 @@ const CODECS: [Compression; 5] = [
     Compression::Lz4,
     Compression::Zstd,
 ];
-
-/// The encoded (uncompressed) records region of a batch of `vals`, as the codecs see it.
-fn records_region(vals: &[Vec<u8>]) -> Vec<u8> {
-    let mut b = RecordBatchBuilder::new();
-    for v in vals {
-        b.append(1_700_000_000_000, None, Some(v), &[]);
-    }
-    let mut out = Vec::new();
-    let none = CompressionConfig::new(Compression::None, None).unwrap();
-    b.finish(
-        &BatchHeader::default(),
-        &mut Compressor::new(none),
-        &mut out,
-    )
-    .unwrap();
-    out.split_off(61)
-}
-
-/// Each codec's own library compressing `input`, at the level kprod uses by default.
-fn raw_codec(codec: Compression, input: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    match codec {
-        Compression::None => out.extend_from_slice(input),
-        Compression::Gzip => {
-            let level = Compression::Gzip.default_level().unwrap() as u32;
-            let mut e = flate2::write::GzEncoder::new(&mut *out, flate2::Compression::new(level));
-            e.write_all(input).unwrap();
-            e.finish().unwrap();
-        }
-        Compression::Snappy => {
-            out.resize(snap::raw::max_compress_len(input.len()), 0);
-            let n = snap::raw::Encoder::new().compress(input, out).unwrap();
-            out.truncate(n);
-        }
-        Compression::Lz4 => {
-            let mut e = lz4_flex::frame::FrameEncoder::new(&mut *out);
-            e.write_all(input).unwrap();
-            e.finish().unwrap();
-        }
-        Compression::Zstd => {
-            let level = Compression::Zstd.default_level().unwrap();
-            *out = zstd::bulk::compress(input, level).unwrap();
-        }
-    }
-}
 
 fn bench_encode(c: &mut Criterion) {
     for (n, size) in [(1000usize, 100usize), (100, 1024)] {

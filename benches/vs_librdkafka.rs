@@ -6,7 +6,8 @@
 //! BENCH_BOOTSTRAP=127.0.0.1:9092 cargo bench --features cli --bench vs_librdkafka
 //! BENCH_ROUNDS=5 BENCH_RECORDS=2000000 BENCH_MATRIX=core ...
 //! BENCH_CLIENT=kprod BENCH_ONLY='100 B none acks=1 1 thread' BENCH_LATENCY=false ...
-//!     # one client, one scenario (names as printed), no latency runs: for `perf record`
+//!     # one client, scenarios by name as printed (`|` between names), no latency runs: for
+//!     # `perf record`
 //! ```
 //! The default broker is the `kprod mock` command in its own process, in sink mode (offsets,
 //! no stored data), so neither client's CPU figure includes the broker's. With
@@ -27,6 +28,8 @@
 //!   linger 5 ms; latency from each record's intended send time to its delivery report (no
 //!   coordinated omission).
 
+#[path = "support/codec.rs"]
+mod codec;
 #[path = "../src/bin/kprod/cpu.rs"]
 mod cpu;
 
@@ -97,6 +100,28 @@ impl Drop for Broker {
 struct SendFigures {
     records_per_sec: f64,
     cpu_us_per_record: f64,
+    /// kprod only: records per batch sent, on average.
+    records_per_batch: f64,
+    /// kprod only: how far the process's peak RSS rose above its RSS before the run, bytes.
+    peak_rss_added: u64,
+    /// kprod only: its configured buffer, bytes.
+    buffer_memory: u64,
+}
+
+/// A line of /proc/self/status, in bytes.
+fn status_bytes(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Resets the process's peak RSS to its current RSS (Linux: `5` to /proc/self/clear_refs), so
+/// a run's peak can be read after it.
+fn reset_peak_rss() -> u64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_bytes("VmRSS:")
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -176,6 +201,7 @@ fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
         .build()
         .expect("kprod producer");
     p.produce(topic, (), "warm-up").expect("warm-up");
+    let rss0 = reset_peak_rss();
     let cpu0 = cpu::client_cpu(None).unwrap_or_default();
     let t = Instant::now();
     std::thread::scope(|sc| {
@@ -192,12 +218,18 @@ fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
     p.flush(Duration::from_secs(300)).expect("flush");
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
-    let acked = p.metrics().records_acked - 1;
+    let peak_rss_added = status_bytes("VmHWM:").saturating_sub(rss0);
+    let p_buffer = p.config().buffer_memory;
+    let m = p.metrics();
+    let acked = m.records_acked - 1;
     assert_eq!(acked, s.records, "kprod: every record acknowledged");
     p.close(Duration::from_secs(10)).expect("close");
     SendFigures {
         records_per_sec: acked as f64 / secs,
         cpu_us_per_record: cpu.as_secs_f64() * 1e6 / acked as f64,
+        records_per_batch: m.records_batched as f64 / m.batches_sent.max(1) as f64,
+        peak_rss_added,
+        buffer_memory: p_buffer as u64,
     }
 }
 
@@ -303,6 +335,9 @@ fn rdkafka_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures
     SendFigures {
         records_per_sec: acked as f64 / secs,
         cpu_us_per_record: cpu.as_secs_f64() * 1e6 / acked as f64,
+        records_per_batch: 0.0,
+        peak_rss_added: 0,
+        buffer_memory: 0,
     }
 }
 
@@ -493,6 +528,59 @@ fn report_latency(what: &str, k: &[Histogram<u64>], r: &[Histogram<u64>]) {
     }
 }
 
+/// What compression adds to kprod's client CPU per record (a codec's send run minus the
+/// uncompressed run, same size, acks=1, one thread), beside the codec's own cost compressing
+/// the same records: batches of the size kprod made in that run, from the same values, by the
+/// codec library alone with its state reused ([`codec::CodecFloor`]).
+fn codec_cost(
+    results: &[(Setting, Vec<SendFigures>)],
+    pools: &std::collections::HashMap<usize, Vec<Bytes>>,
+) {
+    let find = |size: usize, codec: &str| {
+        results.iter().find(|(s, _)| {
+            s.size == size && s.codec == codec && !s.acks_all_idempotent && s.threads == 1
+        })
+    };
+    for size in [100usize, 1024] {
+        let Some((_, none)) = find(size, "none") else {
+            continue;
+        };
+        let none_cpu = median(none.iter().map(|f| f.cpu_us_per_record).collect());
+        for (name, codec) in [
+            ("lz4", kprod::Compression::Lz4),
+            ("zstd", kprod::Compression::Zstd),
+        ] {
+            let Some((_, runs)) = find(size, name) else {
+                continue;
+            };
+            let cpu = median(runs.iter().map(|f| f.cpu_us_per_record).collect());
+            let per_batch = median(runs.iter().map(|f| f.records_per_batch).collect())
+                .round()
+                .max(1.0) as usize;
+            let pool = &pools[&size];
+            let vals: Vec<&Bytes> = (0..per_batch).map(|i| &pool[i % pool.len()]).collect();
+            let region = codec::records_region(&vals);
+            let mut floor = codec::CodecFloor::new(codec);
+            let mut out = Vec::new();
+            let t = Instant::now();
+            let mut batches = 0u64;
+            let mut compressed = 0;
+            while t.elapsed() < Duration::from_millis(500) || batches < 3 {
+                compressed = floor.compress(std::hint::black_box(&region), &mut out);
+                batches += 1;
+            }
+            let alone = t.elapsed().as_secs_f64() * 1e6 / (batches as f64 * per_batch as f64);
+            let added = cpu - none_cpu;
+            println!(
+                "codec {name} {size} B (acks=1, 1 thread): kprod CPU µs/record {cpu:.3} vs {none_cpu:.3} uncompressed: compression adds {added:.3}; {name} alone on the same records ({per_batch} per batch, {} → {} B) {alone:.3} µs/record; added / alone {:.2}×",
+                region.len(),
+                compressed,
+                added / alone
+            );
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; with `cargo test --benches` this runs nothing heavy.
     if !std::env::args().any(|a| a == "--bench") {
@@ -536,9 +624,10 @@ fn main() {
         settings.retain(|s| s.size == 100 && s.codec == "none" && s.threads == 1);
     }
     if let Ok(only) = std::env::var("BENCH_ONLY") {
-        settings.retain(|s| s.name() == only);
+        settings.retain(|s| only.split('|').any(|o| s.name() == o));
     }
     let mut pools = std::collections::HashMap::new();
+    let mut kprod_results: Vec<(Setting, Vec<SendFigures>)> = Vec::new();
     for s in &settings {
         let pool = pools.entry(s.size).or_insert_with(|| payloads(s.size));
         let (k, r) = alternate(
@@ -557,7 +646,15 @@ fn main() {
             kt / rt,
             kc / rc
         );
+        println!(
+            "    kprod: {:.0} records per batch; peak RSS {:.1} MiB above the RSS before the run (buffer {} MiB)",
+            median(k.iter().map(|f| f.records_per_batch).collect()),
+            median(k.iter().map(|f| f.peak_rss_added as f64).collect()) / 1048576.0,
+            k[0].buffer_memory >> 20,
+        );
+        kprod_results.push((*s, k));
     }
+    codec_cost(&kprod_results, &pools);
 
     if !env_or("BENCH_LATENCY", true) {
         return;

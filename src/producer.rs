@@ -460,15 +460,23 @@ impl Producer {
             let pending: Vec<_> = t.pending.lock().drain(..).collect();
             for u in pending {
                 let reserved = u.record.reserved;
-                self.shared
-                    .fail_all(Completions::one(u.record.completer), reserved, &err, &mut deliver);
+                self.shared.fail_all(
+                    Completions::one(u.record.completer),
+                    reserved,
+                    &err,
+                    &mut deliver,
+                );
             }
             if let Some(parts) = t.partitions.load_full() {
                 for p in parts.iter() {
                     while let Some(r) = p.ring.pop() {
                         let reserved = r.reserved;
-                        self.shared
-                            .fail_all(Completions::one(r.completer), reserved, &err, &mut deliver);
+                        self.shared.fail_all(
+                            Completions::one(r.completer),
+                            reserved,
+                            &err,
+                            &mut deliver,
+                        );
                     }
                 }
             }

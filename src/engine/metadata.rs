@@ -148,7 +148,12 @@ impl Shared {
                     let p = match self.place(t, &parts, partition, record.key.as_deref()) {
                         Ok(p) => &parts[p],
                         Err(e) => {
-                            self.fail_all(Completions::one(record.completer), reserved, &e, deliver);
+                            self.fail_all(
+                                Completions::one(record.completer),
+                                reserved,
+                                &e,
+                                deliver,
+                            );
                             continue;
                         }
                     };

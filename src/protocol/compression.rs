@@ -232,10 +232,15 @@ struct GzipState {
     xfl: u8,
 }
 
+/// lz4's frame, written here around blocks from `lz4_flex`'s block compressor: going through
+/// its `FrameEncoder` cost a copy of every input byte into the encoder's buffer and ran its
+/// slower frame path (1.35× the block compressor's time on 1 KiB records; BENCHMARKS.md).
 struct Lz4State {
-    encoder: FrameEncoder<Vec<u8>>,
-    /// The complete frame for empty input (header and end mark), made once.
-    empty_frame: Vec<u8>,
+    /// The frame header (magic, FLG, BD, header checksum) for [`lz4_frame_info`]'s settings,
+    /// as `lz4_flex`'s frame encoder writes it.
+    header: Vec<u8>,
+    /// One block's compressed form, before it is copied out (so `out` is never zero-filled).
+    scratch: Vec<u8>,
 }
 
 /// Reusable compressor: holds per-codec state (a deflate stream, a snappy hash table, an lz4
@@ -283,17 +288,23 @@ fn lz4_frame_info() -> FrameInfo {
 
 const LZ4_BLOCK: usize = 64 * 1024;
 
+/// An LZ4 frame's end mark: a zero block size.
+const LZ4_END_MARK: [u8; 4] = [0; 4];
+/// A block size's high bit: the block is stored uncompressed.
+const LZ4_UNCOMPRESSED: u32 = 1 << 31;
+
 fn new_lz4_state() -> Lz4State {
+    // The empty frame, as the frame encoder writes it, is the header and the end mark.
     let mut encoder = FrameEncoder::with_frame_info(lz4_frame_info(), Vec::new());
-    // Finishing a fresh encoder writes the empty frame; keep it, since the encoder only
-    // writes a frame header for empty input the first time. Writing to a Vec cannot fail.
-    let empty_frame = match encoder.try_finish() {
+    let mut header = match encoder.try_finish() {
         Ok(()) => std::mem::take(encoder.get_mut()),
         Err(_) => Vec::new(),
     };
+    debug_assert!(header.len() == 11 && header.ends_with(&LZ4_END_MARK));
+    header.truncate(header.len().saturating_sub(LZ4_END_MARK.len()));
     Lz4State {
-        encoder,
-        empty_frame,
+        header,
+        scratch: vec![0; lz4_flex::block::get_maximum_output_size(LZ4_BLOCK)],
     }
 }
 
@@ -343,14 +354,7 @@ impl Compressor {
             }
             State::Gzip(gz) => gzip_compress(gz, input, out),
             State::Snappy(enc) => snappy_compress(enc, input, out),
-            State::Lz4(lz4) => {
-                let r = lz4_compress(lz4, input, out);
-                if r.is_err() {
-                    // The encoder may be mid-frame: start over with a fresh one.
-                    **lz4 = new_lz4_state();
-                }
-                r
-            }
+            State::Lz4(lz4) => lz4_compress(lz4, input, out),
             State::Lz4Level(level) => lz4_compress_level(*level, input, out),
             State::Zstd(ctx) => {
                 if ctx.is_none() {
@@ -439,26 +443,28 @@ fn snappy_compress(
     }
 }
 
+/// One LZ4 frame: the header, each 64 KiB of `input` as an independent block (stored as is
+/// when compressing does not shrink it, as the frame format allows), the end mark.
 fn lz4_compress(lz4: &mut Lz4State, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-    if input.is_empty() {
-        out.extend_from_slice(&lz4.empty_frame);
-        return Ok(());
-    }
-    // Header (7) + end mark (4) + per block a 4-byte size and at most the block itself (the
-    // encoder stores a block uncompressed when compression does not shrink it).
     let blocks = input.len().div_ceil(LZ4_BLOCK);
-    out.reserve(input.len() + 4 * blocks + 16);
-    // Let the encoder write straight into `out`: lend it the buffer, then take it back.
-    std::mem::swap(lz4.encoder.get_mut(), out);
-    let result = lz4
-        .encoder
-        .write_all(input)
-        .and_then(|()| lz4.encoder.try_finish().map_err(io::Error::from));
-    std::mem::swap(lz4.encoder.get_mut(), out);
-    result
+    // At most: header, per block a 4-byte size and the block stored as is, end mark.
+    out.reserve(lz4.header.len() + input.len() + 4 * blocks + LZ4_END_MARK.len());
+    out.extend_from_slice(&lz4.header);
+    for block in input.chunks(LZ4_BLOCK) {
+        let n =
+            lz4_flex::block::compress_into(block, &mut lz4.scratch).map_err(io::Error::other)?;
+        if n < block.len() {
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+            out.extend_from_slice(&lz4.scratch[..n]);
+        } else {
+            out.extend_from_slice(&(block.len() as u32 | LZ4_UNCOMPRESSED).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+    }
+    out.extend_from_slice(&LZ4_END_MARK);
+    Ok(())
 }
 
-/// lz4 at a level: liblz4's frame compressor with the same frame settings as the fast path.
 fn lz4_compress_level(level: u32, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     let mut enc = lz4::EncoderBuilder::new()
         .level(level)
@@ -1245,6 +1251,50 @@ mod tests {
         let mut out = Vec::new();
         decoder.read_to_end(&mut out).unwrap();
         assert_eq!(out, compressible(200_000));
+    }
+
+    #[test]
+    fn lz4_frames_decode_with_liblz4() {
+        // liblz4 (the C library, through the `lz4` crate) is an implementation independent of
+        // the block compressor and of our frame writing: every shape of input it must read —
+        // empty, tiny, exactly one and two blocks, a partial last block, and incompressible
+        // data, which goes out as stored blocks.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let random: Vec<u8> = (0..150_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut c = Compressor::new(cfg(Compression::Lz4, None));
+        for input in [
+            Vec::new(),
+            b"k".to_vec(),
+            compressible(LZ4_BLOCK),
+            compressible(2 * LZ4_BLOCK),
+            compressible(200_000),
+            random.clone(),
+            [compressible(70_000), random].concat(),
+        ] {
+            let mut wire = b"kept".to_vec();
+            c.compress(&input, &mut wire).unwrap();
+            assert_eq!(&wire[..4], b"kept", "compress must append");
+            let mut back = Vec::new();
+            lz4::Decoder::new(&wire[4..])
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, input, "liblz4 reads back {} bytes", input.len());
+            let stored = wire[4 + 7..]
+                .windows(4)
+                .next()
+                .map(|w| u32::from_le_bytes(w.try_into().unwrap()) & LZ4_UNCOMPRESSED != 0);
+            if input.len() == 150_000 {
+                assert_eq!(stored, Some(true), "incompressible data is stored");
+            }
+        }
     }
 
     #[test]
