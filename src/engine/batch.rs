@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::delivery::{Completer, DeliveryResult, RecordMetadata};
 use crate::error::Error;
-use crate::protocol::compression::Compressor;
+use crate::protocol::compression::{Compression, Compressor};
 use crate::protocol::record_batch::{
     estimated_record_size, restamp_producer_state, BatchHeader, Header, RecordBatchBuilder,
 };
@@ -355,7 +355,14 @@ impl Accumulator {
             ..BatchHeader::default()
         };
         let uncompressed = self.builder.size_uncompressed();
-        let mut out = Vec::with_capacity(self.last_batch_len.max(uncompressed));
+        // Uncompressed, the builder takes this buffer for the next batch and hands over its
+        // own; compressed, the codec writes here, and must find room for its worst case.
+        let capacity = if compressor.config().compression == Compression::None {
+            self.last_batch_len.max(uncompressed)
+        } else {
+            BATCH_OVERHEAD + compressor.max_output_len(uncompressed)
+        };
+        let mut out = Vec::with_capacity(capacity);
         if let Err(e) = self.builder.finish(&header, compressor, &mut out) {
             // Undo the numbering: nothing was queued.
             if ids.idempotent() {

@@ -389,7 +389,7 @@ impl RecordBatchBuilder {
                 out.extend_from_slice(&self.buf);
             }
         } else {
-            out.reserve(BATCH_HEADER_LEN + records_len / 2);
+            out.reserve(BATCH_HEADER_LEN + compressor.max_output_len(records_len));
             out.resize(start + BATCH_HEADER_LEN, 0);
             compressor.compress(&self.buf[BATCH_HEADER_LEN..], out)?;
         }
