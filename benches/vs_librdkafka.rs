@@ -106,6 +106,14 @@ struct SendFigures {
     peak_rss_added: u64,
     /// kprod only: its configured buffer, bytes.
     buffer_memory: u64,
+    /// kprod only: CPU of its I/O threads (where batches are built and compressed) per record.
+    io_cpu_us_per_record: f64,
+}
+
+/// CPU time of this process's live threads named `kprod-io…`.
+fn io_threads_cpu() -> Duration {
+    let all = cpu::client_cpu(None).unwrap_or_default();
+    all.saturating_sub(cpu::client_cpu(Some("kprod-io")).unwrap_or_default())
 }
 
 /// A line of /proc/self/status, in bytes.
@@ -202,6 +210,7 @@ fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
         .expect("kprod producer");
     p.produce(topic, (), "warm-up").expect("warm-up");
     let rss0 = reset_peak_rss();
+    let io0 = io_threads_cpu();
     let cpu0 = cpu::client_cpu(None).unwrap_or_default();
     let t = Instant::now();
     std::thread::scope(|sc| {
@@ -218,6 +227,7 @@ fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
     p.flush(Duration::from_secs(300)).expect("flush");
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
+    let io_cpu = io_threads_cpu().saturating_sub(io0);
     let peak_rss_added = status_bytes("VmHWM:").saturating_sub(rss0);
     let p_buffer = p.config().buffer_memory;
     let m = p.metrics();
@@ -230,6 +240,7 @@ fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
         records_per_batch: m.records_batched as f64 / m.batches_sent.max(1) as f64,
         peak_rss_added,
         buffer_memory: p_buffer as u64,
+        io_cpu_us_per_record: io_cpu.as_secs_f64() * 1e6 / acked as f64,
     }
 }
 
@@ -338,6 +349,7 @@ fn rdkafka_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures
         records_per_batch: 0.0,
         peak_rss_added: 0,
         buffer_memory: 0,
+        io_cpu_us_per_record: 0.0,
     }
 }
 
@@ -546,6 +558,7 @@ fn codec_cost(
             continue;
         };
         let none_cpu = median(none.iter().map(|f| f.cpu_us_per_record).collect());
+        let none_io = median(none.iter().map(|f| f.io_cpu_us_per_record).collect());
         for (name, codec) in [
             ("lz4", kprod::Compression::Lz4),
             ("zstd", kprod::Compression::Zstd),
@@ -554,6 +567,7 @@ fn codec_cost(
                 continue;
             };
             let cpu = median(runs.iter().map(|f| f.cpu_us_per_record).collect());
+            let io = median(runs.iter().map(|f| f.io_cpu_us_per_record).collect());
             let per_batch = median(runs.iter().map(|f| f.records_per_batch).collect())
                 .round()
                 .max(1.0) as usize;
@@ -571,11 +585,13 @@ fn codec_cost(
             }
             let alone = t.elapsed().as_secs_f64() * 1e6 / (batches as f64 * per_batch as f64);
             let added = cpu - none_cpu;
+            let io_added = io - none_io;
             println!(
-                "codec {name} {size} B (acks=1, 1 thread): kprod CPU µs/record {cpu:.3} vs {none_cpu:.3} uncompressed: compression adds {added:.3}; {name} alone on the same records ({per_batch} per batch, {} → {} B) {alone:.3} µs/record; added / alone {:.2}×",
+                "codec {name} {size} B (acks=1, 1 thread): kprod CPU µs/record {cpu:.3} vs {none_cpu:.3} uncompressed: compression adds {added:.3} (I/O threads: {io:.3} vs {none_io:.3}, adds {io_added:.3}); {name} alone on the same records ({per_batch} per batch, {} → {} B) {alone:.3} µs/record; added / alone {:.2}× (I/O threads {:.2}×)",
                 region.len(),
                 compressed,
-                added / alone
+                added / alone,
+                io_added / alone
             );
         }
     }
