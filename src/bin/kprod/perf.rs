@@ -178,6 +178,7 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     reporter.thread().unpark();
     let _ = reporter.join();
     let metrics = producer.metrics();
+    let buffer_memory = producer.config().buffer_memory;
     finish(&producer, flushed);
 
     let acked = tally.acked.load(Ordering::Relaxed);
@@ -222,6 +223,18 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
             } else {
                 ""
             },
+        );
+    }
+    if let Some(peak) = peak_rss() {
+        println!(
+            "memory: peak RSS {:.1} MiB (the whole process{}; buffer {} MiB)",
+            peak as f64 / 1048576.0,
+            if exclude.is_some() {
+                ", embedded broker included"
+            } else {
+                ""
+            },
+            buffer_memory >> 20,
         );
     }
     println!(
@@ -330,4 +343,18 @@ fn spawn_reporter(
             }
         })
         .expect("spawning the progress thread")
+}
+
+/// The process's peak resident set (Linux VmHWM), bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
