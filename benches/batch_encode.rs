@@ -1,6 +1,7 @@
 //! Batch-building cost: 1,000 × 100 B and 100 × 1 KiB records into one RecordBatch v2, per
 //! codec; beside each codec, that codec's own speed compressing the same record bytes (so the
-//! cost of kprod's framing is the difference); and CRC-32C alone.
+//! cost of kprod's framing is the difference); for lz4 and zstd, kprod's compressor alone against
+//! the codec's core with its state reused (`codec_floor`); and CRC-32C alone.
 //!
 //! `cargo bench --bench batch_encode`
 
@@ -9,7 +10,7 @@ mod codec;
 
 use std::io::Write;
 
-use codec::{raw_codec, records_region};
+use codec::{raw_codec, records_region, CodecFloor};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kprod::protocol::compression::{Compression, CompressionConfig, Compressor};
 use kprod::protocol::record_batch::{BatchHeader, RecordBatchBuilder};
@@ -78,6 +79,24 @@ fn bench_encode(c: &mut Criterion) {
                     black_box(raw.len())
                 })
             });
+            if matches!(codec, Compression::Lz4 | Compression::Zstd) {
+                // kprod's compressor alone (no record encoding) against the codec's core with
+                // its state reused: what kprod's compression step costs over the floor.
+                let mut kprod_compressor = Compressor::new(cfg);
+                g.bench_function(BenchmarkId::new("kprod_compressor", codec.name()), |b| {
+                    b.iter(|| {
+                        raw.clear();
+                        kprod_compressor
+                            .compress(black_box(&region), &mut raw)
+                            .unwrap();
+                        black_box(raw.len())
+                    })
+                });
+                let mut floor = CodecFloor::new(codec);
+                g.bench_function(BenchmarkId::new("codec_floor", codec.name()), |b| {
+                    b.iter(|| black_box(floor.compress(black_box(&region), &mut raw)))
+                });
+            }
         }
         g.finish();
     }
