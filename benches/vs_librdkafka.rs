@@ -116,20 +116,11 @@ fn io_threads_cpu() -> Duration {
     all.saturating_sub(cpu::client_cpu(Some("kprod-io")).unwrap_or_default())
 }
 
-/// A line of /proc/self/status, in bytes.
-fn status_bytes(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// Resets the process's peak RSS to its current RSS (Linux: `5` to /proc/self/clear_refs), so
 /// a run's peak can be read after it.
 fn reset_peak_rss() -> u64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    status_bytes("VmRSS:")
+    cpu::status_bytes("VmRSS:").unwrap_or(0)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -228,7 +219,9 @@ fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
     let io_cpu = io_threads_cpu().saturating_sub(io0);
-    let peak_rss_added = status_bytes("VmHWM:").saturating_sub(rss0);
+    let peak_rss_added = cpu::status_bytes("VmHWM:")
+        .unwrap_or(0)
+        .saturating_sub(rss0);
     let p_buffer = p.config().buffer_memory;
     let m = p.metrics();
     let acked = m.records_acked - 1;

@@ -1,6 +1,6 @@
 //! Client CPU time: user + system time of this process — threads that have exited included —
 //! leaving out an embedded mock cluster's threads (named `km…`) so the broker's work is not
-//! billed to the client.
+//! billed to the client. And the process's memory figures from /proc/self/status.
 
 use std::time::Duration;
 
@@ -36,4 +36,19 @@ pub fn client_cpu(exclude_prefix: Option<&str>) -> Option<Duration> {
         }
     }
     Some(Duration::from_millis(total * 10))
+}
+
+/// A size line of /proc/self/status (`"VmRSS:"`, `"VmHWM:"`, ...), in bytes; `None` where
+/// /proc is unavailable.
+pub fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }

@@ -225,7 +225,7 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
             },
         );
     }
-    if let Some(peak) = peak_rss() {
+    if let Some(peak) = cpu::status_bytes("VmHWM:") {
         println!(
             "memory: peak RSS {:.1} MiB (the whole process{}; buffer {} MiB)",
             peak as f64 / 1048576.0,
@@ -343,18 +343,4 @@ fn spawn_reporter(
             }
         })
         .expect("spawning the progress thread")
-}
-
-/// The process's peak resident set (Linux VmHWM), bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
