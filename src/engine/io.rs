@@ -403,16 +403,28 @@ impl IoThread {
         }
         for (broker, parts) in wanted {
             let Some(i) = self.broker_conn(broker, now) else {
+                // Backing off before reconnecting: come round when the backoff ends.
+                if let Some(c) = self
+                    .by_broker
+                    .get(&broker)
+                    .and_then(|&i| self.conns[i].as_ref())
+                {
+                    merge(deadline, c.retry_at);
+                }
                 continue;
             };
             let c = self.conns[i].as_mut().expect("live conn");
             if c.state != State::Ready || !c.conn.can_send() {
+                // Connecting (its socket's readiness wakes us) or the window is full (an
+                // answer wakes us).
                 continue;
             }
             let version = c.versions.expect("ready").produce;
             let limit = self.shared.config.max_request_size;
             let mut size = 0;
             let mut batches: Vec<(Arc<PartitionState>, ProducerBatch)> = Vec::new();
+            // Whether a partition still has a sendable batch after this request.
+            let mut more = false;
             for p in parts {
                 let mut acc = p.acc.lock();
                 // Read again under the partition's lock: an epoch bump checks that nothing is
@@ -427,6 +439,7 @@ impl IoThread {
                     continue;
                 };
                 if !batches.is_empty() && size + b.bytes.len() > limit {
+                    more = true;
                     continue;
                 }
                 size += b.bytes.len();
@@ -443,6 +456,7 @@ impl IoThread {
                     Metrics::add(&m.batch_bytes_uncompressed, b.uncompressed as u64);
                     Metrics::add(&m.batch_bytes_compressed, b.bytes.len() as u64);
                 }
+                more |= acc.sendable(now, hold).is_some();
                 drop(acc);
                 batches.push((p, b));
             }
@@ -496,7 +510,13 @@ impl IoThread {
                 Err(e) => {
                     log::error!("kprod: encoding a Produce request failed: {e}");
                     self.fail_conn(i, now, Some(e.to_string()));
+                    continue;
                 }
+            }
+            let c = self.conns[i].as_ref().expect("live conn");
+            if more && c.conn.can_send() {
+                // Room for another request and batches to fill it: come straight round.
+                merge(deadline, Some(now));
             }
         }
     }
@@ -1263,11 +1283,11 @@ impl IoThread {
         wake.parked.store(RUNNING, SeqCst);
     }
 
+    /// Whether a partition has records not yet closed into a batch. A flush closes them at
+    /// once; closed batches wait for their connection, whose readiness (or the deadline
+    /// `send_produce` merged) wakes this thread.
     fn has_open_batches(&self) -> bool {
-        self.owned.iter().any(|p| {
-            let acc = p.acc.lock();
-            acc.open_len() > 0 || !acc.ready.is_empty()
-        })
+        self.owned.iter().any(|p| p.acc.lock().open_len() > 0)
     }
 
     /// Fails everything this thread holds, and closes its connections.

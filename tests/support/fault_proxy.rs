@@ -11,17 +11,82 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Random cuts: each new connection gets a byte budget per direction, drawn uniformly from
 /// `up` (client → broker) and `down` (broker → client); once either runs out, the connection
 /// is cut mid-stream — mid-request or mid-response.
+///
+/// A request cut waits (up to [`UP_CUT_GRACE`]) until the responses to the requests sent
+/// whole before it have reached the client: the connection dies while a request is being
+/// written, as one does, rather than with every pipelined request's answer lost too. Without
+/// that wait the requests a connection carries before its cut would be answered or not
+/// depending on how fast this machine wakes the proxy's threads, and a client that pipelines
+/// ahead of the answers would see almost nothing through; lost answers are the `down` cut's
+/// job.
 #[derive(Debug, Clone, Copy)]
 pub struct Chaos {
     pub up: (u64, u64),
     pub down: (u64, u64),
+}
+
+/// How long a request cut waits for the answers to the whole requests before it.
+pub const UP_CUT_GRACE: Duration = Duration::from_secs(10);
+
+/// Counts whole Kafka frames (4-byte big-endian length, then that many bytes) in a stream.
+#[derive(Default)]
+struct Frames {
+    header: [u8; 4],
+    have: usize,
+    left: usize,
+}
+
+impl Frames {
+    /// Feeds `bytes`; returns how many frames they completed.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut done = 0;
+        while !bytes.is_empty() {
+            if self.left > 0 {
+                let n = self.left.min(bytes.len());
+                self.left -= n;
+                bytes = &bytes[n..];
+                if self.left == 0 {
+                    done += 1;
+                }
+                continue;
+            }
+            self.header[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have == 4 {
+                self.have = 0;
+                self.left = i32::from_be_bytes(self.header).max(0) as usize;
+                if self.left == 0 {
+                    done += 1;
+                }
+            }
+        }
+        done
+    }
+}
+
+/// What one connection has forwarded, for a request cut to wait on.
+#[derive(Default)]
+struct Exchange {
+    counts: Mutex<Counts>,
+    answered: Condvar,
+}
+
+#[derive(Default)]
+struct Counts {
+    /// Whole requests forwarded to the broker.
+    requests: u64,
+    /// Whole responses forwarded to the client.
+    responses: u64,
+    /// The responses' direction has stopped (closed or cut): nothing more will come.
+    done: bool,
 }
 
 struct Shared {
@@ -170,15 +235,17 @@ fn start_pumps(s: &Arc<Shared>, client: TcpStream, server: TcpStream) {
     let draw = |(min, max): (u64, u64)| min + s.random() % (max.saturating_sub(min) + 1);
     let up_budget = chaos.map(|c| draw(c.up));
     let down_budget = chaos.map(|c| draw(c.down));
+    let exchange = Arc::new(Exchange::default());
     let up = s.clone();
+    let x = exchange.clone();
     std::thread::Builder::new()
         .name("fault-proxy-up".into())
-        .spawn(move || pump(&up, id, client, server, up_budget, true))
+        .spawn(move || pump(&up, id, client, server, up_budget, true, &x))
         .unwrap();
     let down = s.clone();
     std::thread::Builder::new()
         .name("fault-proxy-down".into())
-        .spawn(move || pump(&down, id, s2, c2, down_budget, false))
+        .spawn(move || pump(&down, id, s2, c2, down_budget, false, &exchange))
         .unwrap();
 }
 
@@ -193,7 +260,9 @@ fn pump(
     mut to: TcpStream,
     mut budget: Option<u64>,
     upstream: bool,
+    exchange: &Exchange,
 ) {
+    let mut frames = Frames::default();
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Vec<u8>)>(64);
     let reader_shared = s.clone();
     let Ok(mut reader_from) = from.try_clone() else {
@@ -241,10 +310,36 @@ fn pump(
         if to.write_all(&chunk[..n]).is_err() {
             break;
         }
+        let whole = frames.feed(&chunk[..n]);
+        {
+            let mut counts = exchange.counts.lock().unwrap();
+            if upstream {
+                counts.requests += whole;
+            } else {
+                counts.responses += whole;
+            }
+        }
+        exchange.answered.notify_all();
         if cut {
+            if upstream {
+                // Let the answers to the whole requests before this one through first.
+                let until = Instant::now() + UP_CUT_GRACE;
+                let mut counts = exchange.counts.lock().unwrap();
+                while counts.responses < counts.requests && !counts.done {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    counts = exchange.answered.wait_timeout(counts, left).unwrap().0;
+                }
+            }
             s.cuts.fetch_add(1, SeqCst);
             break;
         }
+    }
+    if !upstream {
+        exchange.counts.lock().unwrap().done = true;
+        exchange.answered.notify_all();
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
