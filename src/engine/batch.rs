@@ -273,6 +273,11 @@ fn seq_add(s: i32, n: usize) -> i32 {
     ((i64::from(s) + n as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// How far `s` comes after `from` in Kafka's sequence space (which wraps from `i32::MAX` to 0).
+fn seq_distance(from: i32, s: i32) -> i64 {
+    (i64::from(s) - i64::from(from)).rem_euclid(i64::from(i32::MAX) + 1)
+}
+
 impl Accumulator {
     /// Records in the open batch.
     pub fn open_len(&self) -> usize {
@@ -467,9 +472,12 @@ impl Accumulator {
         batch.not_before = Some(not_before);
         batch.last_error = Some(why);
         let pos = if batch.ids.idempotent() {
+            // Sequence order counted from the acknowledged end, so it holds across the wrap.
+            let from = self.acked_end;
+            let at = seq_distance(from, batch.base_sequence);
             self.ready
                 .iter()
-                .position(|b| b.ids == batch.ids && b.base_sequence > batch.base_sequence)
+                .position(|b| b.ids == batch.ids && seq_distance(from, b.base_sequence) > at)
                 .unwrap_or(self.ready.len())
         } else {
             0
@@ -725,6 +733,29 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].base_sequence, 1);
         assert_eq!(a.ready.len(), 1);
+    }
+
+    #[test]
+    fn requeue_keeps_sequence_order_across_the_wrap() {
+        let mut a = Accumulator::default();
+        let mut c = none();
+        assert!(a.adopt(IDS));
+        a.next_sequence = i32::MAX - 1;
+        a.acked_end = i32::MAX - 1;
+        for _ in 0..3 {
+            let (r, _h) = rec("v");
+            a.append(r, Instant::now(), 1 << 20, IDS, &mut c).unwrap();
+            a.close(IDS, &mut c).unwrap();
+        }
+        let seqs = |a: &Accumulator| a.ready.iter().map(|b| b.base_sequence).collect::<Vec<_>>();
+        assert_eq!(seqs(&a), [i32::MAX - 1, i32::MAX, 0]);
+        // The first two are sent and both come back, the later one first.
+        let b0 = a.ready.pop_front().unwrap();
+        let b1 = a.ready.pop_front().unwrap();
+        a.requeue(b1, Instant::now(), Error::Closed);
+        assert_eq!(seqs(&a), [i32::MAX, 0]);
+        a.requeue(b0, Instant::now(), Error::Closed);
+        assert_eq!(seqs(&a), [i32::MAX - 1, i32::MAX, 0]);
     }
 
     /// Closes `n` one-record batches.

@@ -157,6 +157,9 @@ pub(crate) struct IoThread {
     read_buf: Vec<u8>,
     callbacks: Sender<Job>,
     control: Control,
+    /// `send_produce`'s scratch list (leader, place in `owned`, partition), kept between
+    /// loop turns.
+    wanted: Vec<(i32, usize, Arc<PartitionState>)>,
 }
 
 impl IoThread {
@@ -174,6 +177,7 @@ impl IoThread {
             read_buf: vec![0; 64 * 1024],
             callbacks,
             control: Control::default(),
+            wanted: Vec::new(),
             shared,
         }
     }
@@ -380,8 +384,8 @@ impl IoThread {
             ProducerIds::NONE
         };
         let hold = self.shared.bump_wanted.load(SeqCst);
-        let mut wanted: HashMap<i32, Vec<Arc<PartitionState>>> = HashMap::new();
-        for p in &self.owned {
+        let mut wanted = std::mem::take(&mut self.wanted);
+        for (k, p) in self.owned.iter().enumerate() {
             let leader = p.leader.load(SeqCst);
             if leader < 0 || self.shared.owner_of(leader) != self.index {
                 // No leader, or the leader moved to another thread's broker: that thread
@@ -395,13 +399,16 @@ impl IoThread {
             }
             match acc.next_batch(hold || !acc.uses(ids)) {
                 Some(b) if b.not_before.is_none_or(|t| now >= t) => {
-                    wanted.entry(leader).or_default().push(p.clone());
+                    wanted.push((leader, k, p.clone()));
                 }
                 Some(b) => merge(deadline, b.not_before),
                 None => {}
             }
         }
-        for (broker, parts) in wanted {
+        // Grouped by broker, each group in the order the partitions are owned.
+        wanted.sort_unstable_by_key(|&(leader, k, _)| (leader, k));
+        for parts in wanted.chunk_by(|a, b| a.0 == b.0) {
+            let broker = parts[0].0;
             let Some(i) = self.broker_conn(broker, now) else {
                 // Backing off before reconnecting: come round when the backoff ends.
                 if let Some(c) = self
@@ -425,7 +432,7 @@ impl IoThread {
             let mut batches: Vec<(Arc<PartitionState>, ProducerBatch)> = Vec::new();
             // Whether a partition still has a sendable batch after this request.
             let mut more = false;
-            for p in parts {
+            for (_, _, p) in parts {
                 let mut acc = p.acc.lock();
                 // Read again under the partition's lock: an epoch bump checks that nothing is
                 // in flight under the same lock, after asking for the hold.
@@ -458,7 +465,7 @@ impl IoThread {
                 }
                 more |= acc.sendable(now, hold).is_some();
                 drop(acc);
-                batches.push((p, b));
+                batches.push((p.clone(), b));
             }
             if batches.is_empty() {
                 continue;
@@ -519,6 +526,8 @@ impl IoThread {
                 merge(deadline, Some(now));
             }
         }
+        wanted.clear();
+        self.wanted = wanted;
     }
 
     /// The connection to `broker`, connecting if needed (None while backing off).
@@ -915,6 +924,7 @@ impl IoThread {
                             acc.in_flight -= 1;
                             acc.acked(&b);
                         }
+                        self.wake_owner(&p);
                         let append = (pr.log_append_time_ms >= 0).then_some(pr.log_append_time_ms);
                         let base = if code == ErrorCode::NONE {
                             pr.base_offset
@@ -986,6 +996,7 @@ impl IoThread {
                                 acc.in_flight -= 1;
                                 self.given_up(&mut acc, &b);
                             }
+                            self.wake_owner(&p);
                             self.complete(&p, b, Err(err));
                         }
                     }
@@ -1033,8 +1044,16 @@ impl IoThread {
             .min(cfg.retry_backoff_max);
         acc.requeue(b, now + backoff, err);
         drop(acc);
-        // The partition may now belong to another thread.
-        self.shared.io[self.shared.owner_of(p.leader.load(SeqCst))].wake();
+        self.wake_owner(p);
+    }
+
+    /// An answer for `p` came on this thread's connection, but `p` may now belong to another
+    /// thread (its leader moved), which waits for that answer before it sends: wake it.
+    fn wake_owner(&self, p: &PartitionState) {
+        let owner = self.shared.owner_of(p.leader.load(SeqCst));
+        if owner != self.index {
+            self.shared.io[owner].wake();
+        }
     }
 
     /// A request sent on a connection that failed, whose answer will not come: its batches
