@@ -1282,16 +1282,17 @@ impl IoThread {
         // Anything pushed before the store above is seen here; anything after, wakes us.
         let threshold = self.shared.wake_threshold;
         let pid_wait = self.shared.config.idempotence && !self.shared.ids_ready.load(SeqCst);
+        // A flush or close waits: records not yet in a closed batch go now.
+        let urgent = self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst);
         let work = timeout.is_zero()
             || self.shared.abort.load(SeqCst)
-            || (self.shared.closing.load(SeqCst))
             || (self.index == 0 && self.shared.metadata_wanted.load(SeqCst))
             || (!pid_wait
                 && self.owned.iter().any(|p| {
                     let n = p.ring.len();
-                    n > 0 && (state == PARKED_IDLE || n >= threshold)
+                    n > 0 && (urgent || state == PARKED_IDLE || n >= threshold)
                 }))
-            || (self.shared.flushing.load(SeqCst) > 0 && self.has_open_batches());
+            || (urgent && self.has_open_batches());
         let timeout = if work { Duration::ZERO } else { timeout };
         if let Err(e) = self.poll.poll(events, Some(timeout)) {
             if e.kind() != ErrorKind::Interrupted {
