@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 src, dst = sys.argv[1], sys.argv[2]
+repeats = sys.argv[3] if len(sys.argv) > 3 else "?"
 rows = list(csv.DictReader(open(src)))
 dims = ["io_threads", "partitions", "calling_threads"]
 titles = {
@@ -34,7 +35,7 @@ for ax, dim in zip(axes, dims):
 fig.suptitle(
     "kprod perf (send() with a delivery callback per record), 100 B, acks=all idempotent, "
     "linger 5 ms; "
-    "broker: kprod mock --sink (own process); 2-core machine; medians of 3"
+    f"broker: kprod mock --sink (own process); 2-core machine; medians of {repeats}"
 )
 fig.tight_layout()
 fig.savefig(dst, dpi=110)

@@ -2,13 +2,13 @@
 # Scaling of kprod's send() throughput and client CPU against I/O threads, partitions and
 # calling threads, measured with `kprod perf` against `kprod mock --sink` in its own process;
 # writes docs/scaling.csv and plots docs/scaling.png.
-#   bash scripts/scaling.sh            # RECORDS=1000000 REPEATS=3 by default
+#   bash scripts/scaling.sh            # RECORDS=1000000 REPEATS=5 by default
 # Each point is the median of REPEATS runs. The plot needs matplotlib: installed with pip into
 # target/plot-venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-1000000}
-REPEATS=${REPEATS:-3}
+REPEATS=${REPEATS:-5}
 cargo build --release --features cli --bin kprod
 KPROD=target/release/kprod
 CSV=docs/scaling.csv
@@ -56,5 +56,5 @@ if ! "$VENV/bin/python" -c "import matplotlib" 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet matplotlib
 fi
-"$VENV/bin/python" scripts/plot_scaling.py "$CSV" docs/scaling.png
+"$VENV/bin/python" scripts/plot_scaling.py "$CSV" docs/scaling.png "$REPEATS"
 echo "wrote $CSV and docs/scaling.png"
