@@ -216,7 +216,9 @@ fn broker_down_and_back_up() {
 #[test]
 fn partition_leaders_move() {
     let rig = Rig::new(3);
-    let p = rig.producer().build().unwrap();
+    // Two I/O threads whatever the machine: brokers 1 and 3 belong to one, broker 2 to the
+    // other, so a move hands partitions between threads while their batches are in flight.
+    let p = rig.producer().io_threads(2).build().unwrap();
     let n = records();
     let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
         if i > 0 && i % (n / 5).max(1) == 0 {
