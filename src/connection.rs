@@ -7,6 +7,9 @@
 //! order they were sent, so a response must match the oldest request awaiting one; anything
 //! else means the stream is corrupt and the connection must be closed (every request still
 //! awaiting an answer is then handed back by [`Connection::fail_all`] for retry or failure).
+//! The one exception: an answer to a request sent expecting none (Produce with acks=0, which
+//! Kafka brokers leave unanswered but some, like librdkafka's mock cluster, answer) is read and
+//! dropped, as librdkafka does.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -70,7 +73,13 @@ pub struct Connection<T> {
     inbuf: BytesMut,
     splitter: FrameSplitter,
     in_flight: VecDeque<InFlight<T>>,
+    /// Correlation ids of the latest requests sent expecting no answer (at most
+    /// [`UNANSWERED_KEPT`]), so that an answer to one is recognised and dropped.
+    unanswered: VecDeque<i32>,
 }
+
+/// How many requests sent expecting no answer a connection remembers.
+const UNANSWERED_KEPT: usize = 64;
 
 impl<T> Connection<T> {
     /// A connection that allows `max_in_flight` unanswered requests, each for at most
@@ -91,6 +100,7 @@ impl<T> Connection<T> {
             inbuf: BytesMut::new(),
             splitter: FrameSplitter::new(max_frame),
             in_flight: VecDeque::new(),
+            unanswered: VecDeque::new(),
         }
     }
 
@@ -119,6 +129,10 @@ impl<T> Connection<T> {
         encode_request(req, version, cid, self.client_id.as_deref(), &mut self.out)?;
         self.next_correlation = self.next_correlation.wrapping_add(1);
         if !expects_response {
+            if self.unanswered.len() == UNANSWERED_KEPT {
+                self.unanswered.pop_front();
+            }
+            self.unanswered.push_back(cid);
             return Ok((cid, Some(context)));
         }
         self.in_flight.push_back(InFlight {
@@ -153,22 +167,31 @@ impl<T> Connection<T> {
     /// The next complete response with the request it answers, if one has arrived. The frame
     /// starts at the response header (decode it with `decode_response::<R>(frame, version)`).
     pub fn poll_response(&mut self) -> Result<Option<(InFlight<T>, BytesMut)>, ConnectionError> {
-        let Some(frame) = self.splitter.next_frame(&mut self.inbuf)? else {
-            return Ok(None);
-        };
-        let Some(&[a, b, c, d]) = frame.get(..4) else {
-            return Err(ConnectionError::ShortFrame(frame.len()));
-        };
-        let got = i32::from_be_bytes([a, b, c, d]);
-        match self.in_flight.front() {
-            Some(f) if f.correlation_id == got => {
-                let f = self.in_flight.pop_front().expect("front exists");
-                Ok(Some((f, frame)))
+        loop {
+            let Some(frame) = self.splitter.next_frame(&mut self.inbuf)? else {
+                return Ok(None);
+            };
+            let Some(&[a, b, c, d]) = frame.get(..4) else {
+                return Err(ConnectionError::ShortFrame(frame.len()));
+            };
+            let got = i32::from_be_bytes([a, b, c, d]);
+            match self.in_flight.front() {
+                Some(f) if f.correlation_id == got => {
+                    let f = self.in_flight.pop_front().expect("front exists");
+                    return Ok(Some((f, frame)));
+                }
+                _ if self.unanswered.contains(&got) => {
+                    // An answer to a request sent expecting none: answers come in order, so
+                    // no earlier such request will be answered any more either.
+                    while self.unanswered.pop_front().is_some_and(|c| c != got) {}
+                }
+                other => {
+                    return Err(ConnectionError::UnexpectedCorrelation {
+                        got,
+                        expected: other.map(|f| f.correlation_id),
+                    })
+                }
             }
-            other => Err(ConnectionError::UnexpectedCorrelation {
-                got,
-                expected: other.map(|f| f.correlation_id),
-            }),
         }
     }
 
@@ -188,6 +211,7 @@ impl<T> Connection<T> {
     /// Hands back every request awaiting an answer, oldest first, and forgets unsent bytes: for
     /// when the connection is closed.
     pub fn fail_all(&mut self) -> Vec<InFlight<T>> {
+        self.unanswered.clear();
         self.out.clear();
         self.out_pos = 0;
         self.inbuf.clear();
@@ -277,6 +301,43 @@ mod tests {
         assert_eq!(
             c.poll_response().unwrap_err(),
             ConnectionError::ShortFrame(2)
+        );
+    }
+
+    #[test]
+    fn an_answer_to_a_request_sent_expecting_none_is_dropped() {
+        let t0 = Instant::now();
+        let mut c: Connection<u8> = Connection::new(None, 5, Duration::from_secs(30), 1 << 20);
+        let answer = |cid: i32| {
+            let mut out = Vec::new();
+            encode_response::<MetadataRequest>(&MetadataResponse::default(), 12, cid, &mut out)
+                .unwrap();
+            out
+        };
+        // Two sent expecting nothing (cids 0, 1), then one expecting an answer (2).
+        for ctx in [1, 2] {
+            c.send(&MetadataRequest::default(), 12, false, t0, ctx)
+                .unwrap();
+        }
+        c.send(&MetadataRequest::default(), 12, true, t0, 3)
+            .unwrap();
+        // A broker that answers them anyway (librdkafka's mock does, for acks=0): only the
+        // second one's answer comes, then the tracked request's.
+        c.received(&answer(1));
+        c.received(&answer(2));
+        let (f, _) = c.poll_response().unwrap().unwrap();
+        assert_eq!((f.correlation_id, f.context), (2, 3));
+        assert!(c.poll_response().unwrap().is_none());
+        // Answers come in order: cid 0's can no longer come, and an unknown one is an error.
+        c.send(&MetadataRequest::default(), 12, true, t0, 4)
+            .unwrap();
+        c.received(&answer(0));
+        assert_eq!(
+            c.poll_response().unwrap_err(),
+            ConnectionError::UnexpectedCorrelation {
+                got: 0,
+                expected: Some(3)
+            }
         );
     }
 

@@ -501,9 +501,11 @@ fn acks_none_and_leader_without_idempotence() {
             p.send("acks", (), format!("{i}")).unwrap();
         }
         p.close(LONG).unwrap();
+        let m = p.metrics();
         assert_eq!(
             read_back(&c.bootstrap_servers(), "acks", 1, 101, LONG).len(),
-            101
+            101,
+            "{acks:?} {m:?}"
         );
     }
 }

@@ -1319,6 +1319,7 @@ impl IoThread {
             };
             if let Some(mut s) = c.stream.take() {
                 let _ = self.poll.registry().deregister(&mut s);
+                close_gently(s, &mut self.read_buf);
             }
             for f in c.conn.fail_all() {
                 if let Ctx::Produce(batches) = f.context {
@@ -1412,6 +1413,21 @@ fn api_versions_request() -> ApiVersionsRequest {
     ApiVersionsRequest {
         client_software_name: "kprod".into(),
         client_software_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Closes a socket at shutdown without a reset: the write side first (the broker reads our
+/// last requests, then end of stream), then what the broker already sent is read and dropped
+/// (up to 16 reads) — closing with unread bytes makes the kernel send a reset, and a reset can
+/// make the broker's side drop requests it received but had not read yet.
+fn close_gently(mut s: TcpStream, buf: &mut [u8]) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    for _ in 0..16 {
+        match s.read(buf) {
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            _ => break,
+        }
     }
 }
 
