@@ -84,6 +84,145 @@ pub struct ProducerConfig {
     pub partitioner: BuiltinPartitioner,
 }
 
+/// Longest duration any option takes: Kafka's own limit for its `*.ms` settings (a 32-bit
+/// count of milliseconds, about 24.8 days). Deadlines computed from such options never overflow.
+pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+/// Most I/O threads.
+pub const MAX_IO_THREADS: usize = 256;
+/// Most callback threads.
+pub const MAX_CALLBACK_THREADS: usize = 1024;
+/// Largest ring per partition (records): each partition's ring is allocated whole.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// Largest request, and so largest batch: a Kafka frame's length is a signed 32-bit count.
+pub const MAX_REQUEST_SIZE: usize = i32::MAX as usize;
+
+impl ProducerConfig {
+    /// Checks every option, naming the first one at fault. [`ProducerConfigBuilder::build`]
+    /// and [`Producer::new`](crate::Producer::new) both call it, so a configuration changed
+    /// field by field after building is checked again before any thread starts.
+    ///
+    /// ```
+    /// use kprod::config::ProducerConfigBuilder;
+    /// let mut c = ProducerConfigBuilder::new().bootstrap_servers("localhost:9092").build_config()?;
+    /// c.io_threads = 0;
+    /// assert!(c.validate().unwrap_err().to_string().contains("io_threads"));
+    /// # Ok::<(), kprod::Error>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let c = self;
+        if c.bootstrap_servers.is_empty() {
+            return Err(Error::config("bootstrap_servers", "no broker given"));
+        }
+        for s in &c.bootstrap_servers {
+            let port = s
+                .rsplit_once(':')
+                .and_then(|(h, p)| (!h.is_empty()).then_some(p));
+            if port
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none_or(|p| p == 0)
+            {
+                return Err(Error::config(
+                    "bootstrap_servers",
+                    format!("{s:?} is not host:port"),
+                ));
+            }
+        }
+        if c.client_id.is_empty() || c.client_id.len() > 255 {
+            return Err(Error::config("client_id", "must be 1-255 bytes"));
+        }
+        for (name, v, max) in [
+            ("batch_size", c.batch_size, MAX_REQUEST_SIZE),
+            ("max_in_flight", c.max_in_flight, 1024),
+            ("buffer_memory", c.buffer_memory, usize::MAX),
+            ("buffer_records", c.buffer_records, usize::MAX),
+            ("max_request_size", c.max_request_size, MAX_REQUEST_SIZE),
+            ("io_threads", c.io_threads, MAX_IO_THREADS),
+            ("callback_threads", c.callback_threads, MAX_CALLBACK_THREADS),
+            ("queue_capacity", c.queue_capacity, MAX_QUEUE_CAPACITY),
+        ] {
+            if v == 0 {
+                return Err(Error::config(name, "must be at least 1"));
+            }
+            if v > max {
+                return Err(Error::config(name, format!("{v} exceeds the limit {max}")));
+            }
+        }
+        for (name, d) in [
+            ("linger", c.linger),
+            ("max_block", c.max_block),
+            ("delivery_timeout", c.delivery_timeout),
+            ("request_timeout", c.request_timeout),
+            ("retry_backoff", c.retry_backoff),
+            ("retry_backoff_max", c.retry_backoff_max),
+            ("metadata_timeout", c.metadata_timeout),
+            ("metadata_max_age", c.metadata_max_age),
+        ] {
+            if d > MAX_DURATION {
+                return Err(Error::config(
+                    name,
+                    format!("{d:?} exceeds the limit of 2147483647 ms"),
+                ));
+            }
+        }
+        // Zero here would make a thread loop without waiting.
+        for (name, d) in [
+            ("request_timeout", c.request_timeout),
+            ("retry_backoff", c.retry_backoff),
+            ("retry_backoff_max", c.retry_backoff_max),
+            ("metadata_max_age", c.metadata_max_age),
+        ] {
+            if d.is_zero() {
+                return Err(Error::config(name, "must be positive"));
+            }
+        }
+        if c.batch_size > c.max_request_size {
+            return Err(Error::config(
+                "batch_size",
+                format!(
+                    "{} exceeds max_request_size {}",
+                    c.batch_size, c.max_request_size
+                ),
+            ));
+        }
+        if c.max_request_size > c.buffer_memory {
+            return Err(Error::config(
+                "buffer_memory",
+                format!(
+                    "{} is smaller than max_request_size {}",
+                    c.buffer_memory, c.max_request_size
+                ),
+            ));
+        }
+        if c.delivery_timeout < c.linger + c.request_timeout {
+            return Err(Error::config(
+                "delivery_timeout",
+                format!(
+                    "{:?} is shorter than linger + request_timeout ({:?})",
+                    c.delivery_timeout,
+                    c.linger + c.request_timeout
+                ),
+            ));
+        }
+        if c.retry_backoff > c.retry_backoff_max {
+            return Err(Error::config("retry_backoff", "exceeds retry_backoff_max"));
+        }
+        if c.idempotence {
+            if c.acks != Acks::All {
+                return Err(Error::config("idempotence", "requires acks=all"));
+            }
+            if c.max_in_flight > 5 {
+                return Err(Error::config(
+                    "max_in_flight",
+                    "must be at most 5 with idempotence",
+                ));
+            }
+        }
+        CompressionConfig::new(c.compression.compression, c.compression.level)
+            .map_err(|e| Error::config("compression_level", e.to_string()))?;
+        Ok(())
+    }
+}
+
 /// A user partitioner, kept out of the comparable [`ProducerConfig`].
 #[derive(Clone)]
 struct CustomPartitioner(Arc<dyn Partitioner>);
@@ -401,76 +540,8 @@ impl ProducerConfigBuilder {
     /// ([`build`](Self::build) does this and starts a producer.)
     pub fn build_config(self) -> Result<ProducerConfig, Error> {
         let mut c = self.c;
-        if c.bootstrap_servers.is_empty() {
-            return Err(Error::config("bootstrap_servers", "no broker given"));
-        }
-        for s in &c.bootstrap_servers {
-            let port = s
-                .rsplit_once(':')
-                .and_then(|(h, p)| (!h.is_empty()).then_some(p));
-            if port
-                .and_then(|p| p.parse::<u16>().ok())
-                .is_none_or(|p| p == 0)
-            {
-                return Err(Error::config(
-                    "bootstrap_servers",
-                    format!("{s:?} is not host:port"),
-                ));
-            }
-        }
-        if c.client_id.is_empty() || c.client_id.len() > 255 {
-            return Err(Error::config("client_id", "must be 1-255 bytes"));
-        }
         c.compression = CompressionConfig::new(c.compression.compression, self.compression_level)
             .map_err(|e| Error::config("compression_level", e.to_string()))?;
-        for (name, v) in [
-            ("batch_size", c.batch_size),
-            ("max_in_flight", c.max_in_flight),
-            ("buffer_memory", c.buffer_memory),
-            ("buffer_records", c.buffer_records),
-            ("max_request_size", c.max_request_size),
-            ("io_threads", c.io_threads),
-            ("callback_threads", c.callback_threads),
-            ("queue_capacity", c.queue_capacity),
-        ] {
-            if v == 0 {
-                return Err(Error::config(name, "must be at least 1"));
-            }
-        }
-        if c.batch_size > c.max_request_size {
-            return Err(Error::config(
-                "batch_size",
-                format!(
-                    "{} exceeds max_request_size {}",
-                    c.batch_size, c.max_request_size
-                ),
-            ));
-        }
-        if c.max_request_size > c.buffer_memory {
-            return Err(Error::config(
-                "buffer_memory",
-                format!(
-                    "{} is smaller than max_request_size {}",
-                    c.buffer_memory, c.max_request_size
-                ),
-            ));
-        }
-        if c.request_timeout.is_zero() {
-            return Err(Error::config("request_timeout", "must be positive"));
-        }
-        if c.delivery_timeout < c.linger + c.request_timeout {
-            return Err(Error::config(
-                "delivery_timeout",
-                format!(
-                    "{:?} is shorter than linger + request_timeout ({:?})",
-                    c.delivery_timeout,
-                    c.linger + c.request_timeout
-                ),
-            ));
-        }
-        if c.retry_backoff > c.retry_backoff_max {
-            return Err(Error::config("retry_backoff", "exceeds retry_backoff_max"));
-        }
         // Idempotence: explicit conflicts are errors; the default gives way (as the Java client).
         c.idempotence = match self.idempotence {
             Some(true) => {
@@ -488,6 +559,7 @@ impl ProducerConfigBuilder {
             Some(false) => false,
             None => c.acks == Acks::All && c.max_in_flight <= 5,
         };
+        c.validate()?;
         Ok(c)
     }
 }
@@ -556,6 +628,55 @@ mod tests {
         for (b, want) in cases {
             assert_eq!(option_of(b.build_config().unwrap_err()), want);
         }
+    }
+
+    /// Values that would break a thread (divide by zero, allocate without bound, overflow a
+    /// deadline, loop without waiting) are refused at build, naming the option.
+    #[test]
+    fn values_that_would_break_a_thread_are_refused() {
+        let long = MAX_DURATION + Duration::from_millis(1);
+        let cases: Vec<(ProducerConfigBuilder, &str)> = vec![
+            (base().io_threads(0), "io_threads"),
+            (base().io_threads(MAX_IO_THREADS + 1), "io_threads"),
+            (base().queue_capacity(0), "queue_capacity"),
+            (base().queue_capacity(usize::MAX), "queue_capacity"),
+            (base().callback_threads(0), "callback_threads"),
+            (base().callback_threads(1 << 20), "callback_threads"),
+            (base().max_in_flight(0), "max_in_flight"),
+            (base().buffer_records(0), "buffer_records"),
+            (base().linger(Duration::MAX), "linger"),
+            (base().max_block(long), "max_block"),
+            (base().delivery_timeout(Duration::MAX), "delivery_timeout"),
+            (base().request_timeout(Duration::ZERO), "request_timeout"),
+            (base().request_timeout(long), "request_timeout"),
+            (base().retry_backoff(Duration::ZERO), "retry_backoff"),
+            (base().metadata_max_age(Duration::ZERO), "metadata_max_age"),
+            (base().metadata_timeout(long), "metadata_timeout"),
+        ];
+        for (b, want) in cases {
+            assert_eq!(option_of(b.build_config().unwrap_err()), want, "{want}");
+        }
+    }
+
+    /// The fields are public: a configuration changed after building is checked again.
+    #[test]
+    fn a_config_changed_after_build_is_checked_again() {
+        let good = base().build_config().unwrap();
+        type Break = fn(&mut ProducerConfig);
+        let cases: [(Break, &str); 5] = [
+            (|c| c.io_threads = 0, "io_threads"),
+            (|c| c.queue_capacity = 0, "queue_capacity"),
+            (|c| c.acks = Acks::Leader, "idempotence"),
+            (|c| c.linger = Duration::MAX, "linger"),
+            (|c| c.bootstrap_servers.clear(), "bootstrap_servers"),
+        ];
+        for (f, want) in cases {
+            let mut c = good.clone();
+            f(&mut c);
+            assert_eq!(option_of(c.validate().unwrap_err()), want);
+            assert_eq!(option_of(crate::Producer::new(c).err().unwrap()), want);
+        }
+        good.validate().unwrap();
     }
 
     #[test]

@@ -167,6 +167,8 @@ impl Producer {
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
     ) -> Result<Self, Error> {
+        // The fields are public: check again what may have changed since `build_config`.
+        config.validate()?;
         let io_err = |e: std::io::Error| Error::Io {
             broker: "(local)".into(),
             source: Arc::new(e),

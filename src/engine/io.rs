@@ -1,7 +1,7 @@
 //! The I/O loop: the only module that touches sockets (through mio).
 //!
 //! Each I/O thread owns a `mio::Poll` and the connections to the brokers assigned to it
-//! (`broker id % threads`); thread 0 also keeps a control connection for Metadata and
+//! (balanced by count: `placement`); thread 0 also keeps a control connection for Metadata and
 //! InitProducerId. Per loop turn a thread: drains the rings of the partitions whose leaders it
 //! owns into their open batches, closes batches that are full or past linger, sends one
 //! Produce request per ready broker connection (up to `max_in_flight` unanswered), moves
@@ -190,6 +190,13 @@ impl IoThread {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// `d` with ±20% jitter (as the Java client and librdkafka spread reconnects), so clients
+    /// that lost a broker together do not come back in step.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let r = self.random() % 401; // 0..=400 → 0.8..=1.2
+        d.mul_f64(0.8 + r as f64 / 1000.0)
+    }
+
     /// Runs until the producer aborts, or closes with nothing left to do.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
@@ -242,7 +249,7 @@ impl IoThread {
         for t in self.shared.topics.load().values() {
             if let Some(parts) = t.partitions.load_full() {
                 for p in parts.iter() {
-                    if self.shared.owner_of(p.leader.load(SeqCst)) == self.index {
+                    if p.owner() == self.index {
                         self.owned.push(p.clone());
                     }
                 }
@@ -310,7 +317,7 @@ impl IoThread {
         let mut deadline = None;
         for k in 0..self.owned.len() {
             let p = self.owned[k].clone();
-            if self.shared.owner_of(p.leader.load(SeqCst)) != self.index {
+            if p.owner() != self.index {
                 // Its leader moved to another thread's broker since `owned` was built: one
                 // thread drains a ring, so records enter batches in the order they came.
                 continue;
@@ -351,8 +358,7 @@ impl IoThread {
             }
             if closed || acc.ready.len() > 1 {
                 let n = p.partition_count.load(Relaxed);
-                let r = self.random();
-                p.sticky.rotate(p.partition as u32, n, r);
+                p.sticky.rotate(p.partition as u32, n);
             }
             let expired = acc.expire(now, delivery_timeout);
             for b in &expired {
@@ -386,8 +392,8 @@ impl IoThread {
         let hold = self.shared.bump_wanted.load(SeqCst);
         let mut wanted = std::mem::take(&mut self.wanted);
         for (k, p) in self.owned.iter().enumerate() {
-            let leader = p.leader.load(SeqCst);
-            if leader < 0 || self.shared.owner_of(leader) != self.index {
+            let (leader, owner) = p.route();
+            if leader < 0 || owner != self.index {
                 // No leader, or the leader moved to another thread's broker: that thread
                 // sends for it once it has taken it (one sender per partition keeps order).
                 continue;
@@ -608,8 +614,10 @@ impl IoThread {
             Err(e) => {
                 log::warn!("kprod: connect to {}: {e}", c.addr);
                 c.state = State::Down;
-                c.retry_at = Some(now + c.backoff);
+                let backoff = c.backoff;
                 c.backoff = (c.backoff * 2).min(self.shared.config.retry_backoff_max);
+                let wait = self.jitter(backoff);
+                self.conns[i].as_mut().expect("live conn").retry_at = Some(now + wait);
             }
         }
     }
@@ -1050,7 +1058,7 @@ impl IoThread {
     /// An answer for `p` came on this thread's connection, but `p` may now belong to another
     /// thread (its leader moved), which waits for that answer before it sends: wake it.
     fn wake_owner(&self, p: &PartitionState) {
-        let owner = self.shared.owner_of(p.leader.load(SeqCst));
+        let owner = p.owner();
         if owner != self.index {
             self.shared.io[owner].wake();
         }
@@ -1096,9 +1104,12 @@ impl IoThread {
         c.state = State::Down;
         c.versions = None;
         c.api_versions_version = ApiVersionsRequest::MAX_VERSION;
-        c.retry_at = Some(now + c.backoff);
+        let backoff = c.backoff;
         c.backoff = (c.backoff * 2).min(self.shared.config.retry_backoff_max);
         let addr = c.addr.clone();
+        let wait = self.jitter(backoff);
+        let c = self.conns[i].as_mut().expect("live conn");
+        c.retry_at = Some(now + wait);
         let lost = c.conn.fail_all();
         let why = why.unwrap_or_else(|| "connection lost".into());
         for f in lost {

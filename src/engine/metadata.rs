@@ -3,7 +3,7 @@
 //! No sockets here; time comes in as `now`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering::*};
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
 
 use super::batch::{Accumulator, Completions};
-use super::{PartitionState, Shared, TopicState, Unplaced};
+use super::{route_word, PartitionState, Shared, TopicState, Unplaced};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::error::{Deadline, Error, Location};
 use crate::protocol::messages::metadata::MetadataResponse;
@@ -40,6 +40,19 @@ impl Shared {
                 self.brokers.store(Arc::new(brokers));
                 applied.changed = true;
             }
+        }
+        // Every broker listed or named as a leader has its thread before any partition is
+        // routed to it (so a partition's owner changes only when its leader does).
+        let mut placement = self.placement.lock();
+        let leaders = resp
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.leader_id));
+        if resp.brokers.is_empty() {
+            let known: Vec<i32> = self.brokers.load().keys().copied().collect();
+            placement.update(known.into_iter().chain(leaders));
+        } else {
+            placement.update(resp.brokers.iter().map(|b| b.node_id).chain(leaders));
         }
         let topics = self.topics.load();
         for mt in &resp.topics {
@@ -88,7 +101,8 @@ impl Shared {
                     } else {
                         -1
                     };
-                    if p.leader.swap(leader, SeqCst) != leader {
+                    let route = route_word(leader, placement.owner(leader));
+                    if p.route.swap(route, SeqCst) != route {
                         applied.changed = true;
                     }
                     if leader < 0 {
@@ -111,7 +125,7 @@ impl Shared {
             topic: t.name.clone(),
             partition,
             ring: ArrayQueue::new(self.config.queue_capacity),
-            leader: AtomicI32::new(-1),
+            route: AtomicU64::new(route_word(-1, 0)),
             sticky: t.sticky.clone(),
             partition_count: t.partition_count.clone(),
             acc: Mutex::new(Accumulator::default()),
@@ -206,5 +220,80 @@ impl Shared {
     /// Topic names to ask metadata for (every topic in use).
     pub(crate) fn topic_names(&self) -> Vec<String> {
         self.topics.load().keys().map(|k| k.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProducerConfigBuilder;
+    use crate::metrics::Metrics;
+    use crate::partitioner::BuiltinPartitioner;
+    use crate::protocol::messages::metadata::{MetadataBroker, MetadataPartition, MetadataTopic};
+
+    fn shared(threads: usize) -> Shared {
+        let config = ProducerConfigBuilder::new()
+            .bootstrap_servers("localhost:9092")
+            .io_threads(threads)
+            .build_config()
+            .unwrap();
+        let (_polls, wakes) = super::super::io::polls(threads).unwrap();
+        Shared::new(
+            config,
+            Arc::new(BuiltinPartitioner::Murmur2),
+            wakes,
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    fn response(brokers: &[i32], leaders: &[i32]) -> MetadataResponse {
+        MetadataResponse {
+            brokers: brokers
+                .iter()
+                .map(|&id| MetadataBroker {
+                    node_id: id,
+                    host: "127.0.0.1".into(),
+                    port: 9000 + id,
+                    rack: None,
+                })
+                .collect(),
+            topics: vec![MetadataTopic {
+                name: Some("t".into()),
+                partitions: leaders
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &l)| MetadataPartition {
+                        partition_index: i as i32,
+                        leader_id: l,
+                        ..MetadataPartition::default()
+                    })
+                    .collect(),
+                ..MetadataTopic::default()
+            }],
+            ..MetadataResponse::default()
+        }
+    }
+
+    /// Brokers 10, 20 and 30 over two I/O threads: `id % threads` gave all three to thread
+    /// 0; placement by count gives neither thread all three.
+    #[test]
+    fn brokers_10_20_30_do_not_all_land_on_one_thread() {
+        let s = shared(2);
+        s.topic("t").unwrap();
+        s.apply_metadata(&response(&[10, 20, 30], &[10, 20, 30, 10, 20, 30]));
+        let parts = s.topics.load()["t"].partitions.load_full().unwrap();
+        let owners: Vec<usize> = parts.iter().map(|p| p.owner()).collect();
+        assert!(owners.contains(&0) && owners.contains(&1), "{owners:?}");
+        // Each broker's partitions stay together on its thread.
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p.route(), (parts[i % 3].route().0, owners[i % 3]));
+        }
+        // A leader moving to a broker keeps that broker's thread; the others stay put.
+        s.apply_metadata(&response(&[10, 20, 30], &[20, 20, 30, 10, 20, 30]));
+        assert_eq!(parts[0].route(), (20, owners[1]));
+        assert_eq!(parts[3].owner(), owners[0]);
+        // Leaderless: thread 0.
+        s.apply_metadata(&response(&[10, 20, 30], &[-1, 20, 30, 10, 20, 30]));
+        assert_eq!(parts[0].route(), (-1, 0));
     }
 }

@@ -22,11 +22,10 @@ pub(crate) mod batch;
 pub(crate) mod callbacks;
 pub(crate) mod io;
 pub(crate) mod metadata;
+pub(crate) mod placement;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{
-    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
-};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,12 +49,24 @@ pub(crate) struct Sticky {
 }
 
 impl Sticky {
-    /// Moves keyless records off `from` after its batch closed (if they were still on it).
-    pub fn rotate(&self, from: u32, partition_count: u32, random: u64) {
+    /// The partition keyless records go to now, of `partition_count`.
+    #[inline]
+    pub fn partition(&self, partition_count: u32) -> u32 {
+        self.current.load(Relaxed) % partition_count
+    }
+
+    /// Moves keyless records off `from` after its batch closed (if they were still on it),
+    /// to the next partition: batch after batch, keyless records go round every partition
+    /// (each producer from its own random start). `current` may hold any value; what counts
+    /// is its value modulo the partition count.
+    pub fn rotate(&self, from: u32, partition_count: u32) {
         if partition_count > 1 {
-            let step = 1 + (random % u64::from(partition_count - 1)) as u32;
-            let next = (from + step) % partition_count;
-            let _ = self.current.compare_exchange(from, next, Relaxed, Relaxed);
+            let cur = self.current.load(Relaxed);
+            if cur % partition_count != from {
+                return;
+            }
+            let next = (from + 1) % partition_count;
+            let _ = self.current.compare_exchange(cur, next, Relaxed, Relaxed);
         }
     }
 }
@@ -65,12 +76,33 @@ pub(crate) struct PartitionState {
     pub topic: Arc<str>,
     pub partition: i32,
     pub ring: ArrayQueue<PendingRecord>,
-    /// The leader's broker id, -1 while unknown.
-    pub leader: AtomicI32,
+    /// The leader's broker id (-1 while unknown) and the I/O thread that owns the partition,
+    /// in one word so that every reader sees the two agree (see [`route`](Self::route)).
+    pub route: AtomicU64,
     pub sticky: Arc<Sticky>,
     pub partition_count: Arc<AtomicU32>,
     /// Batch state; locked only by I/O threads (the owner, and whoever gets its responses).
     pub acc: Mutex<Accumulator>,
+}
+
+/// A partition's leader and owning thread as one word.
+pub(crate) fn route_word(leader: i32, owner: usize) -> u64 {
+    (u64::from(leader as u32) << 32) | owner as u64
+}
+
+impl PartitionState {
+    /// The leader's broker id (-1: none) and the I/O thread that owns the partition.
+    #[inline]
+    pub fn route(&self) -> (i32, usize) {
+        let r = self.route.load(SeqCst);
+        ((r >> 32) as u32 as i32, (r & 0xFFFF_FFFF) as usize)
+    }
+
+    /// The I/O thread that drains this partition's ring and sends its batches.
+    #[inline]
+    pub fn owner(&self) -> usize {
+        self.route().1
+    }
 }
 
 impl std::fmt::Debug for PartitionState {
@@ -171,6 +203,9 @@ pub(crate) struct Shared {
     topics_write: Mutex<()>,
     /// Broker id → `host:port`.
     pub brokers: ArcSwap<HashMap<i32, String>>,
+    /// Broker id → I/O thread; changed only where metadata is applied, read through each
+    /// partition's [`route`](PartitionState::route).
+    pub placement: Mutex<placement::Placement>,
     /// Bumped whenever leaders or partitions change.
     pub metadata_version: AtomicU64,
     pub metadata_wanted: AtomicBool,
@@ -210,6 +245,7 @@ impl Shared {
             topics: ArcSwap::from_pointee(TopicMap::default()),
             topics_write: Mutex::new(()),
             brokers: ArcSwap::from_pointee(HashMap::new()),
+            placement: Mutex::new(placement::Placement::new(io.len())),
             metadata_version: AtomicU64::new(0),
             metadata_wanted: AtomicBool::new(false),
             io,
@@ -227,16 +263,6 @@ impl Shared {
             abort_error: Mutex::new(None),
             metrics,
             wake_threshold,
-        }
-    }
-
-    /// Which I/O thread drives partitions led by `leader` (leaderless ones: thread 0, which
-    /// expires their records).
-    pub fn owner_of(&self, leader: i32) -> usize {
-        if leader < 0 {
-            0
-        } else {
-            leader as usize % self.io.len()
         }
     }
 
@@ -398,7 +424,7 @@ impl Shared {
             Some(p) => p,
             None => match self.partitioner.partition(&topic.name, key, n) {
                 Some(p) => p as i32,
-                None => (topic.sticky.current.load(Relaxed) % n) as i32,
+                None => topic.sticky.partition(n) as i32,
             },
         };
         if p < 0 || p as u32 >= n {
@@ -500,7 +526,7 @@ impl Shared {
                 Err(back) => {
                     record = back;
                     // Full: make sure the owner is draining, then wait for room.
-                    let owner = &self.io[self.owner_of(p.leader.load(Relaxed))];
+                    let owner = &self.io[p.owner()];
                     owner.wake();
                     let Some(d) = budget.deadline() else {
                         return Err((
@@ -533,11 +559,7 @@ impl Shared {
     /// After a push on `p`'s ring: wake its owner if it is parked (and needs to be).
     pub fn pushed(&self, p: &PartitionState) {
         fence(SeqCst);
-        self.io[self.owner_of(p.leader.load(Relaxed))].record_pushed(
-            p.ring.len(),
-            self.wake_threshold,
-            &self.metrics,
-        );
+        self.io[p.owner()].record_pushed(p.ring.len(), self.wake_threshold, &self.metrics);
     }
 
     fn push_pending(
@@ -597,6 +619,40 @@ impl Shared {
             deadline,
             after,
             at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed is any u32; rotating away from the partition it picks must move it (it did
+    /// not: the exchange compared the seed itself with the partition index, so keyless
+    /// records stayed on one partition for the producer's life).
+    #[test]
+    fn sticky_rotation_moves_off_the_partition_whatever_the_seed() {
+        for seed in [0, 7, 11, 734_123_456, u32::MAX] {
+            let s = Sticky {
+                current: AtomicU32::new(seed),
+            };
+            let n = 12;
+            let mut seen = [false; 12];
+            for _ in 0..n {
+                let from = s.partition(n);
+                assert!(
+                    !seen[from as usize],
+                    "seed {seed}: {from} twice in one round"
+                );
+                seen[from as usize] = true;
+                s.rotate(from, n);
+                assert_ne!(s.partition(n), from, "seed {seed}");
+                // Rotating from a partition that is no longer current changes nothing.
+                let now = s.partition(n);
+                s.rotate(from, n);
+                assert_eq!(s.partition(n), now);
+            }
+            assert!(seen.iter().all(|&x| x), "seed {seed}: {seen:?}");
         }
     }
 }
