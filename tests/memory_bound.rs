@@ -133,14 +133,19 @@ fn slow_broker_fills_the_buffer_and_memory_stays_bounded() {
         BUFFER >> 20,
         (RECORDS * SIZE) >> 20
     );
-    let limit_mib = (BUFFER >> 20) as f64 + 32.0;
+    // 32 MiB for the first broker in use, 8 more for the second: each connection keeps its
+    // own write buffer (requests are copied there until the socket takes them) and each
+    // in-process fault proxy holds its 100 ms of bytes. Keyless records now rotate over all
+    // four partitions, so both brokers are in use (before, every record went to one
+    // partition: +24 MiB heap, +26-30 MiB RSS, in 10.3 s instead of 5.4 s).
+    let limit_mib = (BUFFER >> 20) as f64 + 32.0 + 8.0;
     assert!(
         heap_mib <= limit_mib,
-        "heap grew {heap_mib:.1} MiB, over buffer + 32 MiB = {limit_mib} MiB"
+        "heap grew {heap_mib:.1} MiB, over buffer + 40 MiB = {limit_mib} MiB"
     );
     assert!(
         grew_mib <= limit_mib,
-        "peak RSS grew {grew_mib:.1} MiB, over buffer + 32 MiB = {limit_mib} MiB"
+        "peak RSS grew {grew_mib:.1} MiB, over buffer + 40 MiB = {limit_mib} MiB"
     );
 
     // Close with records in flight behind the latency: bounded, and no thread left.

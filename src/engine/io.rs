@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::batch::{Accumulator, Completions, ProducerBatch, ProducerIds, Urgency};
 use super::callbacks::{run_job, Job};
+use super::producer_id::{self, PidDecision};
 use super::{PartitionState, Shared};
 use crate::connection::{Connection, InFlight};
 use crate::delivery::{Completer, DeliveryResult};
@@ -135,6 +136,8 @@ struct Control {
     next_metadata: Option<Instant>,
     pid_in_flight: bool,
     pid_retry_at: Option<Instant>,
+    /// The next wait after a retriable InitProducerId error (doubles up to the maximum).
+    pid_backoff: Duration,
     /// The InitProducerId in flight is an epoch bump.
     bumping: bool,
     /// A bump with the current id and epoch was refused: ask for a new id instead.
@@ -305,11 +308,15 @@ impl IoThread {
         } else {
             Urgency::Normal
         };
+        if self.shared.fatal.load(SeqCst) {
+            // Idempotence is impossible: nothing here can be sent.
+            self.fail_everything(&self.shared.fatal_error());
+            return None;
+        }
+        // Without a producer id yet, records still go into batches (their delivery timeout
+        // runs from there), held until the id comes and numbers them.
+        let no_ids = cfg.idempotence && !self.shared.ids_ready.load(SeqCst);
         let ids = if cfg.idempotence {
-            if !self.shared.ids_ready.load(SeqCst) {
-                // Records wait in their rings until the producer id arrives.
-                return None;
-            }
             *self.shared.ids.lock()
         } else {
             ProducerIds::NONE
@@ -368,7 +375,7 @@ impl IoThread {
                 Metrics::add(&self.shared.metrics.sequence_rewinds, 1);
                 log::debug!("kprod: {p:?}: sequences rewound past a failed batch");
             }
-            let hold = self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+            let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
             let next = acc.next_deadline(linger, delivery_timeout, hold);
             drop(acc);
             for b in expired {
@@ -389,7 +396,8 @@ impl IoThread {
         } else {
             ProducerIds::NONE
         };
-        let hold = self.shared.bump_wanted.load(SeqCst);
+        let no_ids = self.shared.config.idempotence && !self.shared.ids_ready.load(SeqCst);
+        let hold = no_ids || self.shared.bump_wanted.load(SeqCst);
         let mut wanted = std::mem::take(&mut self.wanted);
         for (k, p) in self.owned.iter().enumerate() {
             let (leader, owner) = p.route();
@@ -447,7 +455,7 @@ impl IoThread {
                 } else {
                     ProducerIds::NONE
                 };
-                let hold = self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+                let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
                 let Some(b) = acc.sendable(now, hold) else {
                     continue;
                 };
@@ -856,31 +864,41 @@ impl IoThread {
                     .map_err(|e| format!("InitProducerId: {e}"))?;
                 let code = ErrorCode(resp.error_code);
                 let bumping = std::mem::take(&mut self.control.bumping);
-                if code == ErrorCode::NONE {
-                    let ids = ProducerIds {
-                        producer_id: resp.producer_id,
-                        epoch: resp.producer_epoch,
-                    };
-                    *self.shared.ids.lock() = ids;
-                    self.shared.ids_ready.store(true, SeqCst);
-                    if bumping {
-                        // Partitions adopt the new ids (sequences from 0) before sending.
-                        self.control.bump_fresh = false;
-                        self.shared.bump_wanted.store(false, SeqCst);
-                        Metrics::add(&self.shared.metrics.epoch_bumps, 1);
-                        log::info!(
-                            "kprod: producer epoch bumped: id {} epoch {}",
-                            ids.producer_id,
-                            ids.epoch
-                        );
+                let ids = ProducerIds {
+                    producer_id: resp.producer_id,
+                    epoch: resp.producer_epoch,
+                };
+                match producer_id::decide(code, ids, bumping) {
+                    PidDecision::Ready(ids) => {
+                        *self.shared.ids.lock() = ids;
+                        self.shared.ids_ready.store(true, SeqCst);
+                        self.control.pid_backoff = self.shared.config.retry_backoff;
+                        if bumping {
+                            // Partitions adopt the new ids (sequences from 0) before sending.
+                            self.control.bump_fresh = false;
+                            self.shared.bump_wanted.store(false, SeqCst);
+                            Metrics::add(&self.shared.metrics.epoch_bumps, 1);
+                            log::info!(
+                                "kprod: producer epoch bumped: id {} epoch {}",
+                                ids.producer_id,
+                                ids.epoch
+                            );
+                        }
+                        self.shared.wake_all();
                     }
-                    self.shared.wake_all();
-                } else {
-                    log::warn!("kprod: InitProducerId failed: {}", code.name());
-                    if bumping {
-                        self.control.bump_fresh = true;
+                    PidDecision::Retry { fresh } => {
+                        log::warn!("kprod: InitProducerId failed: {}", code.name());
+                        self.control.bump_fresh |= fresh;
+                        let b = self
+                            .control
+                            .pid_backoff
+                            .max(self.shared.config.retry_backoff);
+                        self.control.pid_backoff =
+                            (b * 2).min(self.shared.config.retry_backoff_max);
+                        let wait = self.jitter(b);
+                        self.control.pid_retry_at = Some(now + wait);
                     }
-                    self.control.pid_retry_at = Some(now + self.shared.config.retry_backoff);
+                    PidDecision::Fatal(e) => self.shared.set_fatal(e),
                 }
                 Ok(())
             }
@@ -1203,13 +1221,15 @@ impl IoThread {
                                 }
                             }
                             None => {
-                                log::error!(
-                                    "kprod: broker {} does not support InitProducerId; \
-                                     idempotence needs it",
+                                let why = format!(
+                                    "broker {} does not support InitProducerId; idempotence \
+                                     needs it (turn idempotence off for this cluster)",
                                     c.addr
                                 );
-                                self.control.pid_retry_at =
-                                    Some(now + self.shared.config.retry_backoff_max);
+                                self.shared.set_fatal(producer_id::fatal(
+                                    ErrorCode::UNSUPPORTED_VERSION,
+                                    Some(&why),
+                                ));
                             }
                         }
                     }
@@ -1292,17 +1312,17 @@ impl IoThread {
         wake.parked.store(state, SeqCst);
         // Anything pushed before the store above is seen here; anything after, wakes us.
         let threshold = self.shared.wake_threshold;
-        let pid_wait = self.shared.config.idempotence && !self.shared.ids_ready.load(SeqCst);
         // A flush or close waits: records not yet in a closed batch go now.
         let urgent = self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst);
         let work = timeout.is_zero()
             || self.shared.abort.load(SeqCst)
-            || (self.index == 0 && self.shared.metadata_wanted.load(SeqCst))
-            || (!pid_wait
-                && self.owned.iter().any(|p| {
-                    let n = p.ring.len();
-                    n > 0 && (urgent || state == PARKED_IDLE || n >= threshold)
-                }))
+            || (self.index == 0
+                && self.shared.metadata_wanted.load(SeqCst)
+                && self.can_ask_metadata())
+            || self.owned.iter().any(|p| {
+                let n = p.ring.len();
+                n > 0 && (urgent || state == PARKED_IDLE || n >= threshold)
+            })
             || (urgent && self.has_open_batches());
         let timeout = if work { Duration::ZERO } else { timeout };
         if let Err(e) = self.poll.poll(events, Some(timeout)) {
@@ -1312,6 +1332,20 @@ impl IoThread {
             events.clear();
         }
         wake.parked.store(RUNNING, SeqCst);
+    }
+
+    /// Whether a Metadata request could go now. While it cannot (no control connection yet,
+    /// backing off, one in flight), what unblocks it — readiness, the backoff deadline, the
+    /// answer — wakes the thread; a wanted refresh alone must not keep it from parking.
+    fn can_ask_metadata(&self) -> bool {
+        if self.control.metadata_in_flight {
+            return false;
+        }
+        match self.control.conn.and_then(|i| self.conns[i].as_ref()) {
+            Some(c) => c.state == State::Ready && c.conn.can_send(),
+            // No control connection: one is opened unless backing off.
+            None => self.control.retry_at.is_none(),
+        }
     }
 
     /// Whether a partition has records not yet closed into a batch. A flush closes them at

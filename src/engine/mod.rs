@@ -23,6 +23,7 @@ pub(crate) mod callbacks;
 pub(crate) mod io;
 pub(crate) mod metadata;
 pub(crate) mod placement;
+pub(crate) mod producer_id;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -223,6 +224,10 @@ pub(crate) struct Shared {
     done: Signal,
     pub flushing: AtomicUsize,
     pub closing: AtomicBool,
+    /// Idempotence turned out impossible (InitProducerId refused for good): every record
+    /// waiting, and every later send, fails with [`fatal_error`](Self::fatal_error).
+    pub fatal: AtomicBool,
+    fatal_error: Mutex<Option<Error>>,
     /// Threads stop now; what is left fails with this.
     pub abort: AtomicBool,
     pub abort_error: Mutex<Option<Error>>,
@@ -259,6 +264,8 @@ impl Shared {
             done: Signal::default(),
             flushing: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            fatal: AtomicBool::new(false),
+            fatal_error: Mutex::new(None),
             abort: AtomicBool::new(false),
             abort_error: Mutex::new(None),
             metrics,
@@ -449,6 +456,9 @@ impl Shared {
         if self.closing.load(Relaxed) {
             return Err((Error::Closed, record));
         }
+        if self.fatal.load(Relaxed) {
+            return Err((self.fatal_error(), record));
+        }
         let limit = self.config.max_request_size;
         if record.reserved + batch::BATCH_OVERHEAD > limit {
             let size = record.reserved;
@@ -600,6 +610,24 @@ impl Shared {
         Metrics::add(&self.metrics.records_failed, n as u64);
         completions.fail(error, deliver);
         self.release(n, reserved);
+    }
+
+    /// Puts the producer in its fatal state (see [`fatal`](Self::fatal)); the first error
+    /// stays.
+    pub fn set_fatal(&self, e: Error) {
+        let mut f = self.fatal_error.lock();
+        if f.is_none() {
+            log::error!("kprod: {e}; every record now fails with it");
+            *f = Some(e);
+        }
+        drop(f);
+        self.fatal.store(true, SeqCst);
+        self.wake_all();
+    }
+
+    /// The error of the fatal state.
+    pub fn fatal_error(&self) -> Error {
+        self.fatal_error.lock().clone().unwrap_or(Error::Closed)
     }
 
     /// The error records left at shutdown fail with.
