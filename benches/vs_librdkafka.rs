@@ -70,7 +70,13 @@ impl Broker {
             };
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_kprod"))
-            .args(["mock", "--sink", "--topic", &format!("{topic}:3")])
+            .args([
+                "mock",
+                "--sink",
+                "--until-stdin-closes",
+                "--topic",
+                &format!("{topic}:3"),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

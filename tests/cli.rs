@@ -1,7 +1,7 @@
 //! The `kprod` binary: `produce` from stdin, `perf`, and `mock`, with and without `-b`.
 #![cfg(feature = "cli")]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -192,19 +192,12 @@ fn perf_at_a_fixed_rate_on_the_embedded_cluster() {
     assert!(text(&out.stderr).contains("embedded mock cluster"));
 }
 
-#[test]
-fn mock_runs_a_cluster_other_clients_can_use_until_stdin_closes() {
+/// Starts `kprod mock` with `args` and stdin as given; returns it and its bootstrap address.
+fn start_mock(args: &[&str], stdin: Stdio) -> (std::process::Child, String) {
     let mut child = kprod()
-        .args([
-            "mock",
-            "--brokers",
-            "2",
-            "--topic",
-            "shared:4",
-            "--topic",
-            "other:1",
-        ])
-        .stdin(Stdio::piped())
+        .arg("mock")
+        .args(args)
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -215,32 +208,84 @@ fn mock_runs_a_cluster_other_clients_can_use_until_stdin_closes() {
         .unwrap();
     let bootstrap = line.trim().to_string();
     assert!(bootstrap.contains("127.0.0.1:"), "{bootstrap:?}");
-    let p = kprod::Producer::builder()
-        .bootstrap_servers(&bootstrap)
-        .build()
-        .unwrap();
-    for part in 0..4 {
-        let md = p
-            .produce_record(
-                kprod::ProducerRecord::new("shared")
-                    .partition(part)
-                    .value("x"),
-            )
-            .unwrap();
-        assert_eq!((md.partition, md.offset), (part, 0));
-    }
-    assert!(p
-        .produce_record(kprod::ProducerRecord::new("other").partition(1).value("x"))
-        .is_err());
-    p.close(Duration::from_secs(10)).unwrap();
-    drop(child.stdin.take()); // closing stdin stops the cluster
+    (child, bootstrap)
+}
+
+/// Waits (up to 10 s) for `child` to exit.
+fn exit_status(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "kprod mock did not stop");
         std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success());
+    }
+}
+
+/// Produces one record to `topic`/`partition` through `bootstrap`; returns its offset.
+fn produce_one(bootstrap: &str, topic: &'static str, partition: i32) -> Result<i64, kprod::Error> {
+    let p = kprod::Producer::builder()
+        .bootstrap_servers(bootstrap)
+        .build()
+        .unwrap();
+    let r = p.produce_record(
+        kprod::ProducerRecord::new(topic)
+            .partition(partition)
+            .value("x"),
+    );
+    p.close(Duration::from_secs(10)).unwrap();
+    r.map(|md| md.offset)
+}
+
+#[test]
+fn mock_runs_a_cluster_other_clients_can_use_until_stdin_closes() {
+    let (mut child, bootstrap) = start_mock(
+        &[
+            "--until-stdin-closes",
+            "--brokers",
+            "2",
+            "--topic",
+            "shared:4",
+            "--topic",
+            "other:1",
+        ],
+        Stdio::piped(),
+    );
+    for part in 0..4 {
+        assert_eq!(produce_one(&bootstrap, "shared", part).unwrap(), 0);
+    }
+    assert!(produce_one(&bootstrap, "other", 1).is_err());
+    drop(child.stdin.take()); // closing stdin stops the cluster (with --until-stdin-closes)
+    assert!(exit_status(&mut child).success());
+}
+
+/// `kprod mock ... </dev/null &` (a script, nohup, systemd, CI): it used to stop at once, as
+/// the end of stdin meant "stop". Now it serves until SIGTERM or SIGINT, and stops cleanly
+/// on either.
+#[test]
+fn mock_serves_with_stdin_at_its_end_until_sigterm_or_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let (mut child, bootstrap) = start_mock(&["--topic", "t:2"], Stdio::null());
+        // Stdin is at its end from the start; it must still be serving a while later.
+        assert_eq!(produce_one(&bootstrap, "t", 0).unwrap(), 0);
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "stopped at the end of stdin"
+        );
+        assert_eq!(produce_one(&bootstrap, "t", 1).unwrap(), 0);
+        let pid = child.id().to_string();
+        let killed = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = exit_status(&mut child);
+        assert!(status.success(), "{signal}: {status:?}");
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(err.contains("stopping (SIG"), "{err}");
+    }
 }

@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 #[derive(Args, Debug)]
 pub struct MockArgs {
@@ -16,6 +18,10 @@ pub struct MockArgs {
     /// Keep no record data (acknowledge with offsets only), for benchmarks.
     #[arg(long)]
     sink: bool,
+    /// Also stop when stdin reaches its end (for a parent process that holds a pipe to it).
+    /// Without it, the cluster runs until SIGINT or SIGTERM, whatever stdin is.
+    #[arg(long)]
+    until_stdin_closes: bool,
 }
 
 fn parse_topic(s: &str) -> Result<(String, i32), String> {
@@ -50,11 +56,26 @@ pub fn run(a: MockArgs) -> Result<ExitCode, String> {
     for (name, partitions) in &a.topics {
         eprintln!("kprod mock: topic {name:?} with {partitions} partition(s)");
     }
-    eprintln!("kprod mock: running; stop with Ctrl-C (or close stdin)");
-    // Run until stdin closes or the process is interrupted (which ends it; the OS closes the
-    // listeners). Reading stdin lets a parent process stop the cluster by closing the pipe.
-    let mut sink = std::io::sink();
-    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sink);
+    let (stop, stopped) = std::sync::mpsc::channel::<&'static str>();
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("installing the SIGINT/SIGTERM handlers: {e}"))?;
+    let on_signal = stop.clone();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = on_signal.send(if sig == SIGINT { "SIGINT" } else { "SIGTERM" });
+        }
+    });
+    if a.until_stdin_closes {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = stop.send("end of stdin");
+        });
+        eprintln!("kprod mock: running until SIGINT, SIGTERM or the end of stdin");
+    } else {
+        eprintln!("kprod mock: running until SIGINT (Ctrl-C) or SIGTERM");
+    }
+    let why = stopped.recv().unwrap_or("signal thread gone");
+    eprintln!("kprod mock: stopping ({why})");
     drop(cluster);
     Ok(ExitCode::SUCCESS)
 }
