@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::error::Error;
 use std::sync::Arc;
 
+use crate::engine::resolver::Resolve;
 use crate::partitioner::{BuiltinPartitioner, Partitioner};
 use crate::protocol::compression::{Compression, CompressionConfig};
 
@@ -70,6 +71,9 @@ pub struct ProducerConfig {
     pub metadata_timeout: Duration,
     /// Refresh metadata at least this often.
     pub metadata_max_age: Duration,
+    /// How long a connection may take to be established (name resolution and TCP connect,
+    /// every resolved address in turn) before the attempt fails and backs off.
+    pub connection_setup_timeout: Duration,
     /// Largest Produce request, in bytes.
     pub max_request_size: usize,
     /// I/O threads.
@@ -156,6 +160,7 @@ impl ProducerConfig {
             ("retry_backoff_max", c.retry_backoff_max),
             ("metadata_timeout", c.metadata_timeout),
             ("metadata_max_age", c.metadata_max_age),
+            ("connection_setup_timeout", c.connection_setup_timeout),
         ] {
             if d > MAX_DURATION {
                 return Err(Error::config(
@@ -170,6 +175,7 @@ impl ProducerConfig {
             ("retry_backoff", c.retry_backoff),
             ("retry_backoff_max", c.retry_backoff_max),
             ("metadata_max_age", c.metadata_max_age),
+            ("connection_setup_timeout", c.connection_setup_timeout),
         ] {
             if d.is_zero() {
                 return Err(Error::config(name, "must be positive"));
@@ -233,6 +239,16 @@ impl std::fmt::Debug for CustomPartitioner {
     }
 }
 
+/// A user resolver, kept out of the comparable [`ProducerConfig`].
+#[derive(Clone)]
+struct CustomResolver(Arc<dyn Resolve>);
+
+impl std::fmt::Debug for CustomResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomResolver")
+    }
+}
+
 /// Builds a [`ProducerConfig`]; [`build`](Self::build) validates every option once and names
 /// the one at fault.
 ///
@@ -256,6 +272,8 @@ pub struct ProducerConfigBuilder {
     c: ProducerConfig,
     /// A user-supplied partitioner, if any.
     custom_partitioner: Option<CustomPartitioner>,
+    /// A user-supplied name resolver, if any.
+    custom_resolver: Option<CustomResolver>,
     /// The codec level as given, validated in `build`.
     compression_level: Option<i32>,
     /// Idempotence as set explicitly; `None` means "the default, unless acks/in-flight forbid".
@@ -303,6 +321,7 @@ impl ProducerConfigBuilder {
                 retry_backoff_max: Duration::from_secs(1),
                 metadata_timeout: Duration::from_secs(60),
                 metadata_max_age: Duration::from_secs(300),
+                connection_setup_timeout: Duration::from_secs(10),
                 max_request_size: 1 << 20,
                 io_threads: cores,
                 pin_threads: false,
@@ -313,6 +332,7 @@ impl ProducerConfigBuilder {
             compression_level: None,
             idempotence: None,
             custom_partitioner: None,
+            custom_resolver: None,
         }
     }
 
@@ -421,6 +441,10 @@ impl ProducerConfigBuilder {
         metadata_timeout: Duration;
         /// Refresh metadata at least this often. Default 5 min.
         metadata_max_age: Duration;
+        /// How long resolving a broker's name and connecting to it (each resolved address in
+        /// turn) may take before the attempt fails and backs off (Java's
+        /// `socket.connection.setup.timeout.ms`). Default 10 s.
+        connection_setup_timeout: Duration;
         /// Largest Produce request in bytes. Default 1 MiB (1,048,576).
         max_request_size: usize;
         /// I/O threads. Default: one per core.
@@ -512,6 +536,7 @@ impl ProducerConfigBuilder {
                 "retry.backoff.ms" => self.retry_backoff(ms()?),
                 "retry.backoff.max.ms" => self.retry_backoff_max(ms()?),
                 "metadata.max.age.ms" => self.metadata_max_age(ms()?),
+                "socket.connection.setup.timeout.ms" => self.connection_setup_timeout(ms()?),
                 "max.request.size" | "message.max.bytes" => self.max_request_size(num()? as usize),
                 "partitioner" => {
                     self.partitioner(BuiltinPartitioner::from_name(value).ok_or_else(|| {
@@ -534,6 +559,19 @@ impl ProducerConfigBuilder {
 
     pub(crate) fn custom_partitioner_ref(&self) -> Option<Arc<dyn Partitioner>> {
         self.custom_partitioner.as_ref().map(|c| c.0.clone())
+    }
+
+    /// Resolves broker names with `resolver` (a type implementing [`Resolve`], or a closure
+    /// `Fn(&str, u16) -> io::Result<Vec<SocketAddr>>`) instead of the system resolver. It
+    /// runs on resolver threads, never an I/O thread; each address it returns is tried in
+    /// order. Default: none (the system resolver; IP addresses need no lookup).
+    pub fn resolver(mut self, resolver: impl Resolve + 'static) -> Self {
+        self.custom_resolver = Some(CustomResolver(Arc::new(resolver)));
+        self
+    }
+
+    pub(crate) fn custom_resolver_ref(&self) -> Option<Arc<dyn Resolve>> {
+        self.custom_resolver.as_ref().map(|c| c.0.clone())
     }
 
     /// Validates every option and returns the configuration, or an error naming the option.

@@ -39,6 +39,7 @@ pub mod serializer;
 
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
+pub use engine::resolver::{Resolve, SystemResolver};
 pub use error::{Deadline, Error};
 pub use metrics::MetricsSnapshot;
 pub use producer::{ProduceAllResults, Producer, SendError, TypedProducer};

@@ -16,7 +16,9 @@ use crate::delivery::{
 };
 use crate::engine::batch::{Completions, PendingRecord};
 use crate::engine::callbacks::{run_job, CallbackPool};
-use crate::engine::io::{self, IoThread};
+use crate::engine::core::EngineCore;
+use crate::engine::driver::{self, Driver};
+use crate::engine::resolver::{Resolve, Resolver};
 use crate::engine::Shared;
 use crate::error::{Deadline, Error, Location};
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -131,6 +133,7 @@ pub struct Producer {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pool: Mutex<CallbackPool>,
+    resolver: Arc<Resolver>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -167,6 +170,16 @@ impl Producer {
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
     ) -> Result<Self, Error> {
+        Self::start(config, partitioner, None)
+    }
+
+    /// Starts the threads: one driver per I/O thread around its engine core, the callback
+    /// pool, and (on demand) the resolver threads.
+    fn start(
+        config: ProducerConfig,
+        partitioner: Arc<dyn Partitioner>,
+        resolver: Option<Arc<dyn Resolve>>,
+    ) -> Result<Self, Error> {
         // The fields are public: check again what may have changed since `build_config`.
         config.validate()?;
         let io_err = |e: std::io::Error| Error::Io {
@@ -175,7 +188,7 @@ impl Producer {
             at: Location::default(),
         };
         let metrics = Arc::new(Metrics::default());
-        let (polls, wakes) = io::polls(config.io_threads).map_err(io_err)?;
+        let (polls, wakes) = driver::polls(config.io_threads).map_err(io_err)?;
         let cores = if config.pin_threads {
             core_affinity::get_core_ids().filter(|c| !c.is_empty())
         } else {
@@ -183,12 +196,14 @@ impl Producer {
         };
         let callback_threads = config.callback_threads;
         let shared = Arc::new(Shared::new(config, partitioner, wakes, metrics));
+        let resolver = Arc::new(Resolver::new(resolver));
         let pool = CallbackPool::start(callback_threads, shared.clone()).map_err(io_err)?;
         let mut threads = Vec::new();
         for (i, poll) in polls.into_iter().enumerate() {
-            let t = IoThread::new(i, shared.clone(), poll, pool.sender());
-            let core = cores.as_ref().map(|c| c[i % c.len()]);
-            match io::spawn(t, core) {
+            let core = EngineCore::new(i, shared.clone(), pool.sender());
+            let d = Driver::new(core, shared.clone(), poll, resolver.clone());
+            let pin = cores.as_ref().map(|c| c[i % c.len()]);
+            match driver::spawn(d, pin) {
                 Ok(h) => threads.push(h),
                 Err(e) => {
                     shared.abort.store(true, SeqCst);
@@ -196,6 +211,7 @@ impl Producer {
                     for h in threads {
                         let _ = h.join();
                     }
+                    resolver.shutdown();
                     return Err(io_err(e));
                 }
             }
@@ -204,6 +220,7 @@ impl Producer {
             shared,
             threads: Mutex::new(threads),
             pool: Mutex::new(pool),
+            resolver,
         })
     }
 
@@ -444,6 +461,7 @@ impl Producer {
         for t in threads.drain(..) {
             let _ = t.join();
         }
+        self.resolver.shutdown();
         // A send that raced with close may have slipped a record in after the threads swept.
         self.sweep();
         self.pool.lock().shutdown();
@@ -530,11 +548,10 @@ impl ProducerConfigBuilder {
     /// Validates the configuration and starts a [`Producer`].
     pub fn build(self) -> Result<Producer, Error> {
         let partitioner = self.custom_partitioner_ref();
+        let resolver = self.custom_resolver_ref();
         let config = self.build_config()?;
-        match partitioner {
-            Some(p) => Producer::with_partitioner(config, p),
-            None => Producer::new(config),
-        }
+        let partitioner = partitioner.unwrap_or_else(|| Arc::new(config.partitioner));
+        Producer::start(config, partitioner, resolver)
     }
 }
 

@@ -10,8 +10,14 @@
 //! ```
 //!
 //! - [`batch`]: the batch builder (sans-IO).
-//! - [`io`]: the I/O threads (the only module that touches sockets).
+//! - [`core`]: the engine core, every decision of an I/O thread, without sockets: connection
+//!   manager, control plane, produce pipeline, completion.
+//! - [`driver`]: the I/O threads' loop (the only module that touches sockets).
+//! - [`resolver`]: name resolution off the I/O threads.
+//! - [`wake`]: the park/wake handshake between callers and I/O threads.
 //! - [`metadata`]: applying Metadata responses to the topic table (sans-IO).
+//! - [`placement`]: which I/O thread owns which broker.
+//! - [`producer_id`]: what an InitProducerId answer means.
 //! - [`callbacks`]: the callback pool.
 
 // The send path's error hands the record back with the reason; that path is cold, so a large
@@ -20,10 +26,13 @@
 
 pub(crate) mod batch;
 pub(crate) mod callbacks;
-pub(crate) mod io;
+pub(crate) mod core;
+pub(crate) mod driver;
 pub(crate) mod metadata;
 pub(crate) mod placement;
 pub(crate) mod producer_id;
+pub(crate) mod resolver;
+pub(crate) mod wake;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -210,7 +219,7 @@ pub(crate) struct Shared {
     /// Bumped whenever leaders or partitions change.
     pub metadata_version: AtomicU64,
     pub metadata_wanted: AtomicBool,
-    pub io: Vec<io::ThreadWake>,
+    pub io: Vec<wake::ThreadWake>,
     pub ids: Mutex<ProducerIds>,
     pub ids_ready: AtomicBool,
     /// Idempotence: the epoch must be bumped. Partitions hold new batches meanwhile; thread 0
@@ -240,7 +249,7 @@ impl Shared {
     pub fn new(
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
-        io: Vec<io::ThreadWake>,
+        io: Vec<wake::ThreadWake>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let wake_threshold = (config.queue_capacity / 2).max(1);

@@ -15,6 +15,7 @@ pub mod compression;
 pub mod error_code;
 pub mod frame;
 pub mod messages;
+pub mod negotiation;
 pub mod record_batch;
 
 pub use api::{ApiKey, BrokerVersions, NegotiationError};

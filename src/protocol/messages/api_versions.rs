@@ -256,9 +256,6 @@ impl Response for ApiVersionsResponse {
     }
 }
 
-/// The error code a broker returns when it cannot serve the requested ApiVersions version.
-const UNSUPPORTED_VERSION: i16 = 35;
-
 /// Decodes an ApiVersions response frame (without its length prefix) to a request sent at
 /// `version`, returning `(correlation_id, response, version_read)`.
 ///
@@ -296,7 +293,7 @@ pub fn decode_api_versions_response(
         Ok(resp)
     };
     let first_error = Reader::new(body).i16("error code")?;
-    if version > 0 && first_error == UNSUPPORTED_VERSION {
+    if version > 0 && first_error == crate::protocol::ErrorCode::UNSUPPORTED_VERSION.0 {
         return Ok((cid, at(0)?, 0));
     }
     match at(version) {

@@ -1,0 +1,289 @@
+//! The control plane, on thread 0: when to ask for metadata, the producer id and epoch bumps,
+//! and which address to ask (known brokers and bootstrap addresses in turn).
+
+use std::sync::atomic::Ordering::*;
+use std::time::{Duration, Instant};
+
+use super::connections::State;
+use super::{merge, Ctx, EngineCore};
+use crate::engine::batch::ProducerIds;
+use crate::engine::producer_id::{self, PidDecision};
+use crate::metrics::Metrics;
+use crate::protocol::messages::init_producer_id::InitProducerIdRequest;
+use crate::protocol::messages::metadata::MetadataRequest;
+use crate::protocol::messages::Request;
+use crate::protocol::{decode_response_lenient, DecodeError, ErrorCode};
+
+/// Where a thread sends Metadata and InitProducerId.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    pub conn: Option<usize>,
+    /// Next bootstrap address to try.
+    next_bootstrap: usize,
+    pub metadata_in_flight: bool,
+    next_metadata: Option<Instant>,
+    pub pid_in_flight: bool,
+    pid_retry_at: Option<Instant>,
+    /// The next wait after a retriable InitProducerId error (doubles up to the maximum).
+    pid_backoff: Duration,
+    /// The InitProducerId in flight is an epoch bump.
+    bumping: bool,
+    /// A bump with the current id and epoch was refused: ask for a new id instead.
+    bump_fresh: bool,
+    /// After a control connection fails: not before this, and the next backoff.
+    retry_at: Option<Instant>,
+    pub backoff: Duration,
+}
+
+impl EngineCore {
+    /// Thread 0: metadata, the producer id, and records waiting for metadata.
+    pub(super) fn control_duties(&mut self, now: Instant) -> Option<Instant> {
+        let mut next = None;
+        let may_ask = self.shared.config.idempotence
+            && !self.shared.fatal.load(SeqCst)
+            && !self.control.pid_in_flight
+            && self.control.pid_retry_at.is_none_or(|t| now >= t);
+        let bump = may_ask
+            && self.shared.ids_ready.load(SeqCst)
+            && self.shared.bump_wanted.load(SeqCst)
+            && self.all_settled();
+        let want_pid = may_ask && (!self.shared.ids_ready.load(SeqCst) || bump);
+        let wanted = self.shared.metadata_wanted.load(SeqCst);
+        let due = self.control.next_metadata.is_none_or(|t| now >= t);
+        let want_meta = !self.control.metadata_in_flight
+            && (wanted || due)
+            && !self.shared.topics.load().is_empty();
+        if want_pid || want_meta {
+            if let Some(i) = self.control_conn(now) {
+                let c = self.conns[i].as_mut().expect("live conn");
+                if c.state == State::Ready {
+                    let v = c.versions.expect("ready");
+                    if want_meta && c.conn.can_send() {
+                        self.shared.metadata_wanted.store(false, SeqCst);
+                        let mut req = MetadataRequest::for_topics(self.shared.topic_names());
+                        req.allow_auto_topic_creation = true;
+                        if c.conn
+                            .send(&req, v.metadata, true, now, Ctx::Metadata)
+                            .is_ok()
+                        {
+                            self.control.metadata_in_flight = true;
+                            Metrics::add(&self.shared.metrics.metadata_requests, 1);
+                        }
+                    }
+                    if want_pid && c.conn.can_send() {
+                        match v.init_producer_id {
+                            Some(pv) => {
+                                // KIP-360 (v3+): the same id, the next epoch. Otherwise (or
+                                // if that was refused) a new id; sequences restart either way.
+                                let ids = *self.shared.ids.lock();
+                                let keep = bump && pv >= 3 && !self.control.bump_fresh;
+                                let req = InitProducerIdRequest {
+                                    transactional_id: None,
+                                    transaction_timeout_ms: i32::MAX,
+                                    producer_id: if keep { ids.producer_id } else { -1 },
+                                    producer_epoch: if keep { ids.epoch } else { -1 },
+                                };
+                                if c.conn
+                                    .send(&req, pv, true, now, Ctx::InitProducerId)
+                                    .is_ok()
+                                {
+                                    self.control.pid_in_flight = true;
+                                    self.control.bumping = bump;
+                                }
+                            }
+                            None => {
+                                let why = format!(
+                                    "broker {} does not support InitProducerId; idempotence \
+                                     needs it (turn idempotence off for this cluster)",
+                                    c.addr
+                                );
+                                self.shared.set_fatal(producer_id::fatal(
+                                    ErrorCode::UNSUPPORTED_VERSION,
+                                    Some(&why),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        merge(&mut next, self.control.next_metadata);
+        merge(&mut next, self.control.pid_retry_at);
+        if self.shared.bump_wanted.load(SeqCst) && !self.control.pid_in_flight {
+            // Partitions settle on other threads: look again soon (rare, and short-lived).
+            merge(&mut next, Some(now + Duration::from_millis(5)));
+        }
+        if want_pid || want_meta {
+            merge(&mut next, self.control.retry_at);
+        }
+        let mut deliver = self.deliver();
+        merge(&mut next, self.shared.place_pending(now, &mut deliver));
+        next
+    }
+
+    /// Whether a Metadata request could go now. While it cannot (no control connection yet,
+    /// backing off, one in flight), what unblocks it — readiness, the backoff deadline, the
+    /// answer — wakes the thread; a wanted refresh alone must not keep it from parking.
+    pub(super) fn can_ask_metadata(&self) -> bool {
+        if self.control.metadata_in_flight {
+            return false;
+        }
+        match self.control.conn.and_then(|i| self.conns[i].as_ref()) {
+            Some(c) => c.state == State::Ready && c.conn.can_send(),
+            // No control connection: one is opened unless backing off.
+            None => self.control.retry_at.is_none(),
+        }
+    }
+
+    /// Whether no partition has a batch in flight or one the broker may have at the front of
+    /// its queue: the precondition of an epoch bump.
+    fn all_settled(&self) -> bool {
+        self.shared.topics.load().values().all(|t| {
+            t.partitions
+                .load()
+                .as_ref()
+                .is_none_or(|ps| ps.iter().all(|p| p.acc.lock().settled()))
+        })
+    }
+
+    /// The control connection, connecting to a known broker or a bootstrap address.
+    fn control_conn(&mut self, now: Instant) -> Option<usize> {
+        if let Some(i) = self.control.conn {
+            let c = self.conns[i].as_ref().expect("live conn");
+            if c.state != State::Down {
+                return Some(i);
+            }
+            if c.retry_at.is_some_and(|t| now < t) {
+                return None;
+            }
+            self.control.conn = None;
+        }
+        if let Some(t) = self.control.retry_at {
+            if now < t {
+                return None;
+            }
+            self.control.retry_at = None;
+        }
+        // Prefer a broker from metadata; else the next bootstrap address.
+        let brokers = self.shared.brokers.load();
+        let (id, addr) = if brokers.is_empty() || self.control.next_bootstrap % 2 == 1 {
+            let list = &self.shared.config.bootstrap_servers;
+            let a = list[self.control.next_bootstrap / 2 % list.len()].clone();
+            (-1, a)
+        } else {
+            let mut ids: Vec<_> = brokers.keys().copied().collect();
+            ids.sort_unstable();
+            let id = ids[self.control.next_bootstrap / 2 % ids.len()];
+            (id, brokers[&id].clone())
+        };
+        drop(brokers);
+        self.control.next_bootstrap += 1;
+        let i = self.add_conn(id, addr);
+        self.connect(i, now);
+        self.control.conn = Some(i);
+        Some(i)
+    }
+
+    /// The control connection `i` failed: back off before the next address once every one
+    /// was tried quickly; a bootstrap connection is not reused.
+    pub(super) fn control_conn_failed(&mut self, i: usize, now: Instant) {
+        self.control.conn = None;
+        let cfg = &self.shared.config;
+        let b = self.control.backoff.max(cfg.retry_backoff);
+        let n = cfg.bootstrap_servers.len() + self.shared.brokers.load().len();
+        if self.control.next_bootstrap % n.max(1) == 0 {
+            self.control.backoff = (b * 2).min(cfg.retry_backoff_max);
+            let wait = self.jitter(b);
+            self.control.retry_at = Some(now + wait);
+        }
+        if self.conns[i].as_ref().is_some_and(|c| c.broker < 0) {
+            self.conns[i] = None;
+        }
+    }
+
+    pub(super) fn on_metadata(
+        &mut self,
+        frame: &[u8],
+        version: i16,
+        now: Instant,
+    ) -> Result<(), String> {
+        self.control.metadata_in_flight = false;
+        let (_, resp) =
+            lenient::<MetadataRequest>(frame, version).map_err(|e| format!("Metadata: {e}"))?;
+        let applied = self.shared.apply_metadata(&resp);
+        let cfg = &self.shared.config;
+        self.control.next_metadata = Some(if applied.unresolved > 0 {
+            now + cfg.retry_backoff
+        } else {
+            now + cfg.metadata_max_age
+        });
+        if applied.changed {
+            self.shared.wake_all();
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_init_producer_id(
+        &mut self,
+        frame: &[u8],
+        version: i16,
+        now: Instant,
+    ) -> Result<(), String> {
+        self.control.pid_in_flight = false;
+        let (_, resp) = lenient::<InitProducerIdRequest>(frame, version)
+            .map_err(|e| format!("InitProducerId: {e}"))?;
+        let code = ErrorCode(resp.error_code);
+        let bumping = std::mem::take(&mut self.control.bumping);
+        let ids = ProducerIds {
+            producer_id: resp.producer_id,
+            epoch: resp.producer_epoch,
+        };
+        match producer_id::decide(code, ids, bumping) {
+            PidDecision::Ready(ids) => {
+                *self.shared.ids.lock() = ids;
+                self.shared.ids_ready.store(true, SeqCst);
+                self.control.pid_backoff = self.shared.config.retry_backoff;
+                if bumping {
+                    // Partitions adopt the new ids (sequences from 0) before sending.
+                    self.control.bump_fresh = false;
+                    self.shared.bump_wanted.store(false, SeqCst);
+                    Metrics::add(&self.shared.metrics.epoch_bumps, 1);
+                    log::info!(
+                        "kprod: producer epoch bumped: id {} epoch {}",
+                        ids.producer_id,
+                        ids.epoch
+                    );
+                }
+                self.shared.wake_all();
+            }
+            PidDecision::Retry { fresh } => {
+                log::warn!("kprod: InitProducerId failed: {}", code.name());
+                self.control.bump_fresh |= fresh;
+                let b = self
+                    .control
+                    .pid_backoff
+                    .max(self.shared.config.retry_backoff);
+                self.control.pid_backoff = (b * 2).min(self.shared.config.retry_backoff_max);
+                let wait = self.jitter(b);
+                self.control.pid_retry_at = Some(now + wait);
+            }
+            PidDecision::Fatal(e) => self.shared.set_fatal(e),
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a response, tolerating trailing bytes (logged).
+pub(super) fn lenient<R: Request>(
+    frame: &[u8],
+    version: i16,
+) -> Result<(i32, R::Response), DecodeError> {
+    let (cid, resp, extra) = decode_response_lenient::<R>(frame, version)?;
+    if extra > 0 {
+        log::trace!(
+            "kprod: {extra} trailing bytes after {} v{version}",
+            R::API_KEY.name()
+        );
+    }
+    Ok((cid, resp))
+}

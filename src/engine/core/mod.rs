@@ -1,0 +1,203 @@
+//! The engine core of one I/O thread: every decision the producer makes, and no socket.
+//!
+//! In quinn-proto's shape: the driver ([`super::driver`], the only module that imports mio)
+//! tells the core what happened — a connection is up, bytes arrived, a connection is gone, time
+//! passed — and the core answers with what to do: bytes to write ([`transmit`]), connections
+//! to open or close ([`poll_command`]), and when it next needs a turn ([`handle_timeout`]
+//! returns the deadline). Time comes in as `now`. The deterministic simulation
+//! (`tests/simulation.rs`, through [`crate::sim`]) drives the same core over a simulated
+//! network on a virtual clock.
+//!
+//! - [`connections`]: the connection manager (per-broker state, connect deadline, backoff
+//!   with jitter, ApiVersions negotiation).
+//! - [`control`]: the control plane on thread 0 (metadata schedule, producer id, epoch bumps,
+//!   bootstrap rotation).
+//! - [`produce`]: the produce pipeline (drain rings into batches, build requests, classify
+//!   answers, retry).
+//! - [`completion`]: completing records and shutting down.
+//!
+//! [`transmit`]: EngineCore::transmit
+//! [`poll_command`]: EngineCore::poll_command
+//! [`handle_timeout`]: EngineCore::handle_timeout
+
+mod completion;
+mod connections;
+mod control;
+mod produce;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::Sender;
+
+use super::batch::ProducerBatch;
+use super::callbacks::Job;
+use super::wake::PARKED_IDLE;
+use super::{PartitionState, Shared};
+use crate::protocol::compression::Compressor;
+
+use connections::BrokerConn;
+use control::Control;
+
+/// What the driver must do for the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// Open connection `conn` to `addr` (`host:port`; resolving it is the driver's job, off
+    /// this thread, trying every address it resolves to), then report
+    /// [`handle_connected`](EngineCore::handle_connected) or
+    /// [`handle_connect_failed`](EngineCore::handle_connect_failed).
+    Connect { conn: usize, addr: String },
+    /// Close connection `conn`'s socket (the core has already failed what was on it).
+    Close { conn: usize },
+}
+
+/// What a request in flight was for.
+#[derive(Debug)]
+pub(crate) enum Ctx {
+    ApiVersions,
+    Metadata,
+    InitProducerId,
+    Produce(Vec<(Arc<PartitionState>, ProducerBatch)>),
+}
+
+/// One I/O thread's decisions.
+pub(crate) struct EngineCore {
+    index: usize,
+    shared: Arc<Shared>,
+    conns: Vec<Option<BrokerConn>>,
+    by_broker: HashMap<i32, usize>,
+    owned: Vec<Arc<PartitionState>>,
+    seen_version: u64,
+    compressor: Compressor,
+    rng: u64,
+    callbacks: Sender<Job>,
+    control: Control,
+    /// `send_produce`'s scratch list (leader, place in `owned`, partition), kept between
+    /// turns.
+    wanted: Vec<(i32, usize, Arc<PartitionState>)>,
+    commands: VecDeque<Command>,
+}
+
+impl EngineCore {
+    pub fn new(index: usize, shared: Arc<Shared>, callbacks: Sender<Job>) -> Self {
+        let compressor = Compressor::new(shared.config.compression);
+        EngineCore {
+            index,
+            conns: Vec::new(),
+            by_broker: HashMap::new(),
+            owned: Vec::new(),
+            seen_version: u64::MAX,
+            compressor,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+            callbacks,
+            control: Control::default(),
+            wanted: Vec::new(),
+            commands: VecDeque::new(),
+            shared,
+        }
+    }
+
+    /// This core's I/O thread.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// `d` with ±20% jitter (as the Java client and librdkafka spread reconnects), so clients
+    /// that lost a broker together do not come back in step.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let r = self.random() % 401; // 0..=400 → 0.8..=1.2
+        d.mul_f64(0.8 + r as f64 / 1000.0)
+    }
+
+    /// One turn at `now`: metadata and the producer id (thread 0), rings drained into batches,
+    /// due batches closed and sent, timeouts checked. Returns when the next turn is due
+    /// (`None`: only an event or a wake-up needs one). Then the driver writes what
+    /// [`transmit`](Self::transmit) holds and carries out [`poll_command`](Self::poll_command).
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<Instant> {
+        let version = self.shared.metadata_version.load(SeqCst);
+        if version != self.seen_version {
+            self.seen_version = version;
+            self.refresh_owned();
+        }
+        let mut deadline: Option<Instant> = None;
+        if self.index == 0 {
+            merge(&mut deadline, self.control_duties(now));
+        }
+        merge(&mut deadline, self.accumulate(now));
+        self.send_produce(now, &mut deadline);
+        merge(&mut deadline, self.check_connections(now));
+        deadline
+    }
+
+    /// Whether the thread should stop: the producer aborts, or it closes with nothing left.
+    pub fn is_finished(&self) -> bool {
+        self.shared.abort.load(SeqCst)
+            || (self.shared.closing.load(SeqCst)
+                && self.shared.outstanding() == 0
+                && self.conns.iter().flatten().all(|c| c.conn.in_flight() == 0))
+    }
+
+    /// The next thing the driver must do, if any.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// Checked after the thread published that it parks in `state`: whether something is
+    /// already waiting that the thread must see before it sleeps (records pushed before the
+    /// publication, a flush, work a wake-up could have been missed for).
+    pub fn must_not_park(&self, state: u8) -> bool {
+        let threshold = self.shared.wake_threshold;
+        // A flush or close waits: records not yet in a closed batch go now.
+        let urgent = self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst);
+        self.shared.abort.load(SeqCst)
+            || (self.index == 0
+                && self.shared.metadata_wanted.load(SeqCst)
+                && self.can_ask_metadata())
+            || self.owned.iter().any(|p| {
+                let n = p.ring.len();
+                n > 0 && (urgent || state == PARKED_IDLE || n >= threshold)
+            })
+            || (urgent && self.has_open_batches())
+    }
+
+    /// Rebuilds the list of partitions this thread drives, in (topic, partition) order so a
+    /// run does not depend on hash order (the simulation replays exactly).
+    fn refresh_owned(&mut self) {
+        self.owned.clear();
+        for t in self.shared.topics.load().values() {
+            if let Some(parts) = t.partitions.load_full() {
+                for p in parts.iter() {
+                    if p.owner() == self.index {
+                        self.owned.push(p.clone());
+                    }
+                }
+            }
+        }
+        self.owned
+            .sort_unstable_by(|a, b| (&*a.topic, a.partition).cmp(&(&*b.topic, b.partition)));
+    }
+
+    /// Whether a partition has records not yet closed into a batch. A flush closes them at
+    /// once; closed batches wait for their connection, whose readiness (or the deadline
+    /// `send_produce` merged) wakes this thread.
+    fn has_open_batches(&self) -> bool {
+        self.owned.iter().any(|p| p.acc.lock().open_len() > 0)
+    }
+}
+
+/// The earlier of `acc` and `t`.
+pub(crate) fn merge(acc: &mut Option<Instant>, t: Option<Instant>) {
+    if let Some(t) = t {
+        *acc = Some(acc.map_or(t, |a| a.min(t)));
+    }
+}

@@ -1,0 +1,459 @@
+//! The produce pipeline: rings drained into batches, due batches closed and grouped into one
+//! Produce request per broker, answers classified (acknowledged, retried, given up), retries
+//! scheduled with backoff, and the idempotence bookkeeping around each.
+
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::connections::State;
+use super::control::lenient;
+use super::{merge, Ctx, EngineCore};
+use crate::engine::batch::{Accumulator, ProducerBatch, ProducerIds, Urgency};
+use crate::engine::PartitionState;
+use crate::error::{Deadline, Error, Location};
+use crate::metrics::Metrics;
+use crate::protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
+use crate::protocol::{DecodeError, ErrorCode};
+
+impl EngineCore {
+    /// Drains rings into batches and closes the batches that are due. Returns the next
+    /// batch deadline.
+    pub(super) fn accumulate(&mut self, now: Instant) -> Option<Instant> {
+        let cfg = &self.shared.config;
+        let (linger, delivery_timeout, batch_size) =
+            (cfg.linger, cfg.delivery_timeout, cfg.batch_size);
+        let urgency = if self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst) {
+            Urgency::Flush
+        } else {
+            Urgency::Normal
+        };
+        if self.shared.fatal.load(SeqCst) {
+            // Idempotence is impossible: nothing here can be sent.
+            self.fail_everything(&self.shared.fatal_error());
+            return None;
+        }
+        // Without a producer id yet, records still go into batches (their delivery timeout
+        // runs from there), held until the id comes and numbers them.
+        let no_ids = cfg.idempotence && !self.shared.ids_ready.load(SeqCst);
+        let ids = if cfg.idempotence {
+            *self.shared.ids.lock()
+        } else {
+            ProducerIds::NONE
+        };
+        let mut deadline = None;
+        for k in 0..self.owned.len() {
+            let p = self.owned[k].clone();
+            if p.owner() != self.index {
+                // Its leader moved to another thread's broker since `owned` was built: one
+                // thread drains a ring, so records enter batches in the order they came.
+                continue;
+            }
+            let mut acc = p.acc.lock();
+            // After an epoch bump: sequences restart under the new ids.
+            let _ = acc.adopt(ids);
+            let mut drained = 0;
+            let mut failed = None;
+            while let Some(r) = p.ring.pop() {
+                drained += 1;
+                if let Err(e) = acc.append(r, now, batch_size, ids, &mut self.compressor) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if drained > 0 {
+                self.shared.ring_drained();
+            }
+            let closed = match acc.close_if_due(now, linger, urgency, ids, &mut self.compressor) {
+                Ok(c) => c,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            };
+            if let Some(e) = failed {
+                // Compression failed: the open records cannot be sent.
+                log::error!("kprod: compressing a batch for {p:?} failed: {e}");
+                let (cs, reserved) = acc.drain_all();
+                let err = Error::Io {
+                    broker: "(compression)".into(),
+                    source: Arc::new(e),
+                    at: Location::at(&p.topic, p.partition),
+                };
+                self.shared
+                    .fail_all(cs, reserved, &err, &mut self.deliver());
+            }
+            if closed || acc.ready.len() > 1 {
+                let n = p.partition_count.load(Relaxed);
+                p.sticky.rotate(p.partition as u32, n);
+            }
+            let expired = acc.expire(now, delivery_timeout);
+            for b in &expired {
+                self.given_up(&mut acc, b);
+            }
+            if acc.gap && !self.shared.bump_wanted.load(SeqCst) && acc.rewind_if_settled() {
+                Metrics::add(&self.shared.metrics.sequence_rewinds, 1);
+                log::debug!("kprod: {p:?}: sequences rewound past a failed batch");
+            }
+            let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+            let next = acc.next_deadline(linger, delivery_timeout, hold);
+            drop(acc);
+            for b in expired {
+                let e = self
+                    .shared
+                    .timeout(Deadline::Delivery, Location::at(&p.topic, p.partition));
+                self.complete(&p, b, Err(e));
+            }
+            merge(&mut deadline, next);
+        }
+        deadline
+    }
+
+    /// Sends one Produce request to each ready broker that has sendable batches.
+    pub(super) fn send_produce(&mut self, now: Instant, deadline: &mut Option<Instant>) {
+        let ids = if self.shared.config.idempotence {
+            *self.shared.ids.lock()
+        } else {
+            ProducerIds::NONE
+        };
+        let no_ids = self.shared.config.idempotence && !self.shared.ids_ready.load(SeqCst);
+        let hold = no_ids || self.shared.bump_wanted.load(SeqCst);
+        let mut wanted = std::mem::take(&mut self.wanted);
+        for (k, p) in self.owned.iter().enumerate() {
+            let (leader, owner) = p.route();
+            if leader < 0 || owner != self.index {
+                // No leader, or the leader moved to another thread's broker: that thread
+                // sends for it once it has taken it (one sender per partition keeps order).
+                continue;
+            }
+            let acc = p.acc.lock();
+            if acc.in_flight > 0 && acc.in_flight_to != leader {
+                // The leader changed: let the old leader answer first (order).
+                continue;
+            }
+            match acc.next_batch(hold || !acc.uses(ids)) {
+                Some(b) if b.not_before.is_none_or(|t| now >= t) => {
+                    wanted.push((leader, k, p.clone()));
+                }
+                Some(b) => merge(deadline, b.not_before),
+                None => {}
+            }
+        }
+        // Grouped by broker, each group in the order the partitions are owned.
+        wanted.sort_unstable_by_key(|&(leader, k, _)| (leader, k));
+        for parts in wanted.chunk_by(|a, b| a.0 == b.0) {
+            let broker = parts[0].0;
+            let Some(i) = self.broker_conn(broker, now) else {
+                // Backing off before reconnecting: come round when the backoff ends.
+                if let Some(c) = self
+                    .by_broker
+                    .get(&broker)
+                    .and_then(|&i| self.conns[i].as_ref())
+                {
+                    merge(deadline, c.retry_at);
+                }
+                continue;
+            };
+            let c = self.conns[i].as_mut().expect("live conn");
+            if c.state != State::Ready || !c.conn.can_send() {
+                // Connecting (its socket's readiness wakes us) or the window is full (an
+                // answer wakes us).
+                continue;
+            }
+            let version = c.versions.expect("ready").produce;
+            let limit = self.shared.config.max_request_size;
+            let mut size = 0;
+            let mut batches: Vec<(Arc<PartitionState>, ProducerBatch)> = Vec::new();
+            // Whether a partition still has a sendable batch after this request.
+            let mut more = false;
+            for (_, _, p) in parts {
+                let mut acc = p.acc.lock();
+                // Read again under the partition's lock: an epoch bump checks that nothing is
+                // in flight under the same lock, after asking for the hold.
+                let ids = if self.shared.config.idempotence {
+                    *self.shared.ids.lock()
+                } else {
+                    ProducerIds::NONE
+                };
+                let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+                let Some(b) = acc.sendable(now, hold) else {
+                    continue;
+                };
+                if !batches.is_empty() && size + b.bytes.len() > limit {
+                    more = true;
+                    continue;
+                }
+                size += b.bytes.len();
+                let mut b = acc.ready.pop_front().expect("sendable");
+                acc.in_flight += 1;
+                acc.in_flight_to = broker;
+                b.attempts += 1;
+                let m = &self.shared.metrics;
+                if b.attempts > 1 {
+                    Metrics::add(&m.retries, 1);
+                    Metrics::add(&m.records_retried, b.record_count() as u64);
+                } else {
+                    Metrics::add(&m.records_batched, b.record_count() as u64);
+                    Metrics::add(&m.batch_bytes_uncompressed, b.uncompressed as u64);
+                    Metrics::add(&m.batch_bytes_compressed, b.bytes.len() as u64);
+                }
+                more |= acc.sendable(now, hold).is_some();
+                drop(acc);
+                batches.push((p.clone(), b));
+            }
+            if batches.is_empty() {
+                continue;
+            }
+            let mut topics: Vec<TopicProduceData> = Vec::new();
+            for (p, b) in &batches {
+                let data = PartitionProduceData {
+                    index: p.partition,
+                    records: Some(b.bytes.clone()),
+                };
+                match topics.iter_mut().find(|t| *t.name == *p.topic) {
+                    Some(t) => t.partition_data.push(data),
+                    None => topics.push(TopicProduceData {
+                        name: p.topic.to_string(),
+                        partition_data: vec![data],
+                    }),
+                }
+            }
+            let acks = self.shared.config.acks.wire();
+            let req = ProduceRequest {
+                transactional_id: None,
+                acks,
+                timeout_ms: self
+                    .shared
+                    .config
+                    .request_timeout
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+                topic_data: topics,
+            };
+            let m = &self.shared.metrics;
+            Metrics::add(&m.requests_sent, 1);
+            Metrics::add(&m.batches_sent, batches.len() as u64);
+            Metrics::add(&m.bytes_sent, size as u64);
+            let c = self.conns[i].as_mut().expect("live conn");
+            match c
+                .conn
+                .send(&req, version, acks != 0, now, Ctx::Produce(batches))
+            {
+                Ok((_, None)) => {}
+                Ok((_, Some(Ctx::Produce(batches)))) => {
+                    // acks=0: written is done; the broker says nothing.
+                    for (p, b) in batches {
+                        p.acc.lock().in_flight -= 1;
+                        self.complete(&p, b, Ok((-1, None)));
+                    }
+                }
+                Ok(_) => unreachable!("context comes back unchanged"),
+                Err(e) => {
+                    log::error!("kprod: encoding a Produce request failed: {e}");
+                    self.fail_conn(i, now, Some(e.to_string()));
+                    continue;
+                }
+            }
+            let c = self.conns[i].as_ref().expect("live conn");
+            if more && c.conn.can_send() {
+                // Room for another request and batches to fill it: come straight round.
+                merge(deadline, Some(now));
+            }
+        }
+        wanted.clear();
+        self.wanted = wanted;
+    }
+
+    /// The answer to a Produce request on connection `i`: each batch acknowledged, retried,
+    /// or failed, as its partition's error code says.
+    pub(super) fn on_produce(
+        &mut self,
+        i: usize,
+        batches: Vec<(Arc<PartitionState>, ProducerBatch)>,
+        frame: &[u8],
+        version: i16,
+        now: Instant,
+    ) -> Result<(), String> {
+        let resp = match lenient::<ProduceRequest>(frame, version) {
+            Ok((_, r)) => r,
+            Err(e) => {
+                // Put the batches back before closing the connection.
+                let err = Error::Protocol {
+                    broker: self.conns[i]
+                        .as_ref()
+                        .map_or(String::new(), |c| c.addr.clone()),
+                    source: e.clone(),
+                    at: Location::default(),
+                };
+                for (p, mut b) in batches {
+                    b.maybe_written = true;
+                    self.retry_or_fail(&p, b, err.clone(), now);
+                }
+                return Err(format!("Produce: {e}"));
+            }
+        };
+        for (p, b) in batches {
+            let pr = resp
+                .responses
+                .iter()
+                .filter(|t| *t.name == *p.topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|r| r.index == p.partition);
+            let Some(pr) = pr else {
+                let err = Error::Protocol {
+                    broker: self.conns[i]
+                        .as_ref()
+                        .map_or(String::new(), |c| c.addr.clone()),
+                    source: DecodeError::UnexpectedNull {
+                        what: "a partition's answer in the Produce response",
+                    },
+                    at: Location::at(&p.topic, p.partition),
+                };
+                let mut b = b;
+                b.maybe_written = true;
+                self.retry_or_fail(&p, b, err, now);
+                continue;
+            };
+            let code = ErrorCode(pr.error_code);
+            if code == ErrorCode::NONE || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
+                {
+                    let mut acc = p.acc.lock();
+                    acc.in_flight -= 1;
+                    acc.acked(&b);
+                }
+                self.wake_owner(&p);
+                let append = (pr.log_append_time_ms >= 0).then_some(pr.log_append_time_ms);
+                let base = if code == ErrorCode::NONE {
+                    pr.base_offset
+                } else {
+                    -1
+                };
+                self.complete(&p, b, Ok((base, append)));
+                continue;
+            }
+            let err = Error::Kafka {
+                code,
+                message: pr.error_message.clone(),
+                at: Location::at(&p.topic, p.partition),
+            };
+            if matches!(
+                code,
+                ErrorCode::NOT_LEADER_OR_FOLLOWER
+                    | ErrorCode::LEADER_NOT_AVAILABLE
+                    | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                    | ErrorCode::FENCED_LEADER_EPOCH
+                    | ErrorCode::UNKNOWN_LEADER_EPOCH
+            ) {
+                self.shared.request_metadata();
+            }
+            let mut b = b;
+            let idempotent = b.ids.idempotent();
+            match code {
+                ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if idempotent => {
+                    // This attempt was not written (an earlier one may have been:
+                    // `maybe_written` stays as it is).
+                    let explained = self.shared.bump_wanted.load(SeqCst) || {
+                        // Held for a rewind, or an earlier batch of this partition is
+                        // still outstanding and this one overtook it.
+                        let acc = p.acc.lock();
+                        acc.gap || !acc.is_next(&b)
+                    };
+                    if !explained {
+                        // The broker lost track of this producer's sequences.
+                        log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
+                        self.shared.bump_wanted.store(true, SeqCst);
+                    }
+                    self.retry_or_fail(&p, b, err, now);
+                }
+                ErrorCode::UNKNOWN_PRODUCER_ID | ErrorCode::INVALID_PRODUCER_EPOCH
+                    if idempotent =>
+                {
+                    log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
+                    self.shared.bump_wanted.store(true, SeqCst);
+                    self.retry_or_fail(&p, b, err, now);
+                }
+                _ if code.is_retriable() => {
+                    // These say the broker may have written the batch.
+                    // (NOT_LEADER_OR_FOLLOWER too: with acks=all the old leader
+                    // may have appended it before losing leadership.)
+                    if matches!(
+                        code,
+                        ErrorCode::REQUEST_TIMED_OUT
+                            | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                            | ErrorCode::NETWORK_EXCEPTION
+                            | ErrorCode::NOT_LEADER_OR_FOLLOWER
+                    ) {
+                        b.maybe_written = true;
+                    }
+                    self.retry_or_fail(&p, b, err, now);
+                }
+                _ => {
+                    {
+                        let mut acc = p.acc.lock();
+                        acc.in_flight -= 1;
+                        self.given_up(&mut acc, &b);
+                    }
+                    self.wake_owner(&p);
+                    self.complete(&p, b, Err(err));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Idempotence bookkeeping for a batch about to fail: its sequences leave a gap. If the
+    /// broker certainly does not have it, the partition's later batches are renumbered once
+    /// settled; if it may have it, only a new epoch makes the partition usable again.
+    fn given_up(&self, acc: &mut Accumulator, b: &ProducerBatch) {
+        if b.ids.idempotent() {
+            acc.gap = true;
+            if b.maybe_written {
+                self.shared.bump_wanted.store(true, SeqCst);
+            }
+        }
+    }
+
+    /// A batch sent without success: back in line after a backoff, or failed when its
+    /// delivery timeout has passed.
+    pub(super) fn retry_or_fail(
+        &self,
+        p: &Arc<PartitionState>,
+        b: ProducerBatch,
+        err: Error,
+        now: Instant,
+    ) {
+        let cfg = &self.shared.config;
+        let mut acc = p.acc.lock();
+        acc.in_flight -= 1;
+        if now >= b.created + cfg.delivery_timeout || self.shared.abort.load(SeqCst) {
+            self.given_up(&mut acc, &b);
+            drop(acc);
+            let e = self
+                .shared
+                .timeout(Deadline::Delivery, Location::at(&p.topic, p.partition));
+            log::debug!(
+                "kprod: {p:?}: giving up after {} attempts: {err}",
+                b.attempts
+            );
+            self.complete(p, b, Err(e));
+            return;
+        }
+        let exp = b.attempts.saturating_sub(1).min(16);
+        let backoff = cfg
+            .retry_backoff
+            .saturating_mul(1 << exp)
+            .min(cfg.retry_backoff_max);
+        acc.requeue(b, now + backoff, err);
+        drop(acc);
+        self.wake_owner(p);
+    }
+
+    /// An answer for `p` came on this thread's connection, but `p` may now belong to another
+    /// thread (its leader moved), which waits for that answer before it sends: wake it.
+    fn wake_owner(&self, p: &PartitionState) {
+        let owner = p.owner();
+        if owner != self.index {
+            self.shared.io[owner].wake();
+        }
+    }
+}
