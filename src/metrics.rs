@@ -21,6 +21,7 @@ pub(crate) struct Metrics {
     pub bytes_sent: AtomicU64,
     pub retries: AtomicU64,
     pub metadata_requests: AtomicU64,
+    pub leader_hints: AtomicU64,
     pub connects: AtomicU64,
     pub disconnects: AtomicU64,
     pub callback_panics: AtomicU64,
@@ -90,6 +91,7 @@ impl Metrics {
             bytes_sent: g(&self.bytes_sent),
             retries: g(&self.retries),
             metadata_requests: g(&self.metadata_requests),
+            leader_hints: g(&self.leader_hints),
             connects: g(&self.connects),
             disconnects: g(&self.disconnects),
             callback_panics: g(&self.callback_panics),
@@ -141,6 +143,9 @@ pub struct MetricsSnapshot {
     pub retries: u64,
     /// Metadata requests sent.
     pub metadata_requests: u64,
+    /// Partitions routed to a new leader named in a Produce answer (KIP-951), without a
+    /// Metadata round trip.
+    pub leader_hints: u64,
     /// Connections established.
     pub connects: u64,
     /// Connections lost or closed on error.

@@ -16,7 +16,11 @@ use kprod::{Producer, ProducerRecord};
 /// acknowledged while B's name is still resolving, and B's records follow once it resolves.
 #[test]
 fn a_slow_name_delays_no_record_bound_for_another_broker() {
-    let c = MockCluster::builder().brokers(2).topic("t", 2).build().unwrap();
+    let c = MockCluster::builder()
+        .brokers(2)
+        .topic("t", 2)
+        .build()
+        .unwrap();
     let (a, b) = (c.broker_addr(1), c.broker_addr(2));
     let part_of = |broker: i32| (0..2).find(|&p| c.partition_leader("t", p) == Some(broker));
     let (pa, pb) = (part_of(1).unwrap(), part_of(2).unwrap());
@@ -27,13 +31,15 @@ fn a_slow_name_delays_no_record_bound_for_another_broker() {
         .bootstrap_servers(&a.to_string())
         .io_threads(1)
         .linger(Duration::ZERO)
-        .resolver(move |host: &str, port: u16| -> std::io::Result<Vec<SocketAddr>> {
-            seen.fetch_add(1, Ordering::SeqCst);
-            if port == slow_port {
-                std::thread::sleep(Duration::from_secs(2));
-            }
-            Ok(vec![SocketAddr::new(host.parse().unwrap(), port)])
-        })
+        .resolver(
+            move |host: &str, port: u16| -> std::io::Result<Vec<SocketAddr>> {
+                seen.fetch_add(1, Ordering::SeqCst);
+                if port == slow_port {
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Ok(vec![SocketAddr::new(host.parse().unwrap(), port)])
+            },
+        )
         .build()
         .unwrap();
     let record = |part| ProducerRecord::new("t").partition(part).value("v");
@@ -47,12 +53,18 @@ fn a_slow_name_delays_no_record_bound_for_another_broker() {
         assert_eq!(md.partition, pa);
     }
     let a_took = t.elapsed();
-    assert!(a_took < Duration::from_millis(1500), "A's 20 records took {a_took:?}");
+    assert!(
+        a_took < Duration::from_millis(1500),
+        "A's 20 records took {a_took:?}"
+    );
     assert!(!to_b.is_done(), "B's record done before its name resolved");
     let md = to_b.wait_timeout(Duration::from_secs(10)).unwrap().unwrap();
     assert_eq!(md.partition, pb);
     let b_took = t.elapsed();
-    assert!(b_took >= Duration::from_secs(2), "B's record took {b_took:?}");
+    assert!(
+        b_took >= Duration::from_secs(2),
+        "B's record took {b_took:?}"
+    );
     assert!(lookups.load(Ordering::SeqCst) >= 2);
     p.close(Duration::from_secs(5)).unwrap();
 }
@@ -70,12 +82,14 @@ fn every_resolved_address_is_tried_in_turn() {
         .unwrap();
     let p = Producer::builder()
         .bootstrap_servers(&format!("kafka.test:{}", live.port()))
-        .resolver(move |host: &str, port: u16| -> std::io::Result<Vec<SocketAddr>> {
-            match host {
-                "kafka.test" => Ok(vec![dead, SocketAddr::new(live.ip(), port)]),
-                other => Ok(vec![SocketAddr::new(other.parse().unwrap(), port)]),
-            }
-        })
+        .resolver(
+            move |host: &str, port: u16| -> std::io::Result<Vec<SocketAddr>> {
+                match host {
+                    "kafka.test" => Ok(vec![dead, SocketAddr::new(live.ip(), port)]),
+                    other => Ok(vec![SocketAddr::new(other.parse().unwrap(), port)]),
+                }
+            },
+        )
         .build()
         .unwrap();
     let md = p
@@ -92,12 +106,14 @@ fn a_name_that_does_not_resolve_ends_in_the_metadata_deadline() {
     let p = Producer::builder()
         .bootstrap_servers("nowhere.invalid:9092")
         .metadata_timeout(Duration::from_secs(2))
-        .resolver(|host: &str, _port: u16| -> std::io::Result<Vec<SocketAddr>> {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{host}: no such host"),
-            ))
-        })
+        .resolver(
+            |host: &str, _port: u16| -> std::io::Result<Vec<SocketAddr>> {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host}: no such host"),
+                ))
+            },
+        )
         .build()
         .unwrap();
     let t = Instant::now();
@@ -106,5 +122,41 @@ fn a_name_that_does_not_resolve_ends_in_the_metadata_deadline() {
         .unwrap_err();
     assert!(e.to_string().contains("metadata"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    p.close(Duration::from_secs(5)).unwrap();
+}
+
+/// KIP-951: a partition's leader moves; the old leader answers NOT_LEADER_OR_FOLLOWER naming
+/// the new leader (Produce v10+). The record goes to the new leader with no Metadata request
+/// in between. Before, kprod decoded the hint, ignored it, and waited for a refresh.
+#[test]
+fn a_leader_hint_routes_records_without_a_metadata_round_trip() {
+    use kprod::protocol::ApiKey;
+    let c = MockCluster::builder().brokers(3).topic("t", 1).build().unwrap();
+    let p = Producer::builder()
+        .bootstrap_servers(&c.bootstrap_servers())
+        .metadata_max_age(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let record = || ProducerRecord::new("t").partition(0).value("v");
+    assert_eq!(p.produce_record(record()).unwrap().offset, 0);
+    let old = c.partition_leader("t", 0).unwrap();
+    let new = c.broker_ids().into_iter().find(|&b| b != old).unwrap();
+    let metadata_before = c.request_count(ApiKey::METADATA.0);
+    c.set_partition_leader("t", 0, new);
+    let md = p.produce_record(record()).unwrap();
+    assert_eq!(md.offset, 1);
+    assert_eq!(
+        c.request_count(ApiKey::METADATA.0),
+        metadata_before,
+        "a Metadata request went out"
+    );
+    let m = p.metrics();
+    assert_eq!(m.leader_hints, 1, "{m:?}");
+    // Later records go straight to the new leader: one NOT_LEADER answer in all.
+    for i in 2..10 {
+        assert_eq!(p.produce_record(record()).unwrap().offset, i);
+    }
+    assert_eq!(p.metrics().retries, 1);
+    assert_eq!(c.request_count(ApiKey::METADATA.0), metadata_before);
     p.close(Duration::from_secs(5)).unwrap();
 }

@@ -3,7 +3,7 @@
 //! No sockets here; time comes in as `now`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use super::{route_word, PartitionState, Shared, TopicState, Unplaced};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::error::{Deadline, Error, Location};
 use crate::protocol::messages::metadata::MetadataResponse;
+use crate::protocol::messages::produce::NodeEndpoint;
 use crate::protocol::ErrorCode;
 
 /// What applying a response changed.
@@ -105,6 +106,7 @@ impl Shared {
                     if p.route.swap(route, SeqCst) != route {
                         applied.changed = true;
                     }
+                    p.leader_epoch.store(mp.leader_epoch, SeqCst);
                     if leader < 0 {
                         applied.unresolved += 1;
                     }
@@ -120,12 +122,50 @@ impl Shared {
         applied
     }
 
+    /// A Produce answer named `p`'s new leader (KIP-951: `current_leader`, with its address in
+    /// `endpoints` if metadata has not listed it): route `p` there at once, without a
+    /// Metadata round trip, if the hint is newer than what is known. Returns whether it did.
+    pub(crate) fn apply_leader_hint(
+        &self,
+        p: &PartitionState,
+        leader: i32,
+        epoch: i32,
+        endpoints: &[NodeEndpoint],
+    ) -> bool {
+        if leader < 0 || epoch < 0 {
+            return false;
+        }
+        let known = p.leader_epoch.load(SeqCst);
+        if known >= 0 && epoch <= known {
+            return false;
+        }
+        let brokers = self.brokers.load();
+        if !brokers.contains_key(&leader) {
+            let Some(n) = endpoints.iter().find(|n| n.node_id == leader) else {
+                return false;
+            };
+            let mut next = (**brokers).clone();
+            next.insert(leader, format!("{}:{}", n.host, n.port));
+            self.brokers.store(Arc::new(next));
+        }
+        drop(brokers);
+        let mut placement = self.placement.lock();
+        placement.add(leader);
+        p.route
+            .store(route_word(leader, placement.owner(leader)), SeqCst);
+        p.leader_epoch.store(epoch, SeqCst);
+        drop(placement);
+        self.metadata_version.fetch_add(1, SeqCst);
+        true
+    }
+
     fn new_partition(&self, t: &TopicState, partition: i32) -> Arc<PartitionState> {
         Arc::new(PartitionState {
             topic: t.name.clone(),
             partition,
             ring: ArrayQueue::new(self.config.queue_capacity),
             route: AtomicU64::new(route_word(-1, 0)),
+            leader_epoch: AtomicI32::new(-1),
             sticky: t.sticky.clone(),
             partition_count: t.partition_count.clone(),
             acc: Mutex::new(Accumulator::default()),

@@ -35,7 +35,9 @@ pub(crate) mod resolver;
 pub(crate) mod wake;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +91,9 @@ pub(crate) struct PartitionState {
     /// The leader's broker id (-1 while unknown) and the I/O thread that owns the partition,
     /// in one word so that every reader sees the two agree (see [`route`](Self::route)).
     pub route: AtomicU64,
+    /// The leader epoch `route` was learnt at (-1: unknown), so an older leader hint (KIP-951)
+    /// never overrides a newer leader.
+    pub leader_epoch: AtomicI32,
     pub sticky: Arc<Sticky>,
     pub partition_count: Arc<AtomicU32>,
     /// Batch state; locked only by I/O threads (the owner, and whoever gets its responses).

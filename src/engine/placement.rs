@@ -74,6 +74,21 @@ impl Placement {
         changed
     }
 
+    /// Places `broker` if it is not placed yet (a leader learnt from a Produce answer before
+    /// metadata lists it), keeping every other broker where it is.
+    pub fn add(&mut self, broker: i32) {
+        if broker >= 0
+            && self
+                .owners
+                .binary_search_by_key(&broker, |&(b, _)| b)
+                .is_err()
+        {
+            let mut all: Vec<i32> = self.owners.iter().map(|&(b, _)| b).collect();
+            all.push(broker);
+            self.update(all);
+        }
+    }
+
     /// Brokers per thread.
     #[cfg(test)]
     fn loads(&self) -> Vec<usize> {

@@ -336,6 +336,7 @@ impl EngineCore {
                 message: pr.error_message.clone(),
                 at: Location::at(&p.topic, p.partition),
             };
+            let mut hinted = false;
             if matches!(
                 code,
                 ErrorCode::NOT_LEADER_OR_FOLLOWER
@@ -344,7 +345,21 @@ impl EngineCore {
                     | ErrorCode::FENCED_LEADER_EPOCH
                     | ErrorCode::UNKNOWN_LEADER_EPOCH
             ) {
-                self.shared.request_metadata();
+                // KIP-951: the answer may name the new leader; then go there now, without
+                // a Metadata round trip or a backoff.
+                let hint = &pr.current_leader;
+                hinted = self.shared.apply_leader_hint(
+                    &p,
+                    hint.leader_id,
+                    hint.leader_epoch,
+                    &resp.node_endpoints,
+                );
+                if hinted {
+                    Metrics::add(&self.shared.metrics.leader_hints, 1);
+                    self.shared.wake_all();
+                } else {
+                    self.shared.request_metadata();
+                }
             }
             let mut b = b;
             let idempotent = b.ids.idempotent();
@@ -385,7 +400,8 @@ impl EngineCore {
                     ) {
                         b.maybe_written = true;
                     }
-                    self.retry_or_fail(&p, b, err, now);
+                    let backoff = hinted.then_some(std::time::Duration::ZERO);
+                    self.retry_with(&p, b, err, now, backoff);
                 }
                 _ => {
                     {
@@ -422,6 +438,19 @@ impl EngineCore {
         err: Error,
         now: Instant,
     ) {
+        self.retry_with(p, b, err, now, None);
+    }
+
+    /// [`retry_or_fail`](Self::retry_or_fail), with `backoff` instead of the doubling one
+    /// when given (zero after a leader hint: the new leader has not seen this batch).
+    fn retry_with(
+        &self,
+        p: &Arc<PartitionState>,
+        b: ProducerBatch,
+        err: Error,
+        now: Instant,
+        backoff: Option<std::time::Duration>,
+    ) {
         let cfg = &self.shared.config;
         let mut acc = p.acc.lock();
         acc.in_flight -= 1;
@@ -439,10 +468,11 @@ impl EngineCore {
             return;
         }
         let exp = b.attempts.saturating_sub(1).min(16);
-        let backoff = cfg
-            .retry_backoff
-            .saturating_mul(1 << exp)
-            .min(cfg.retry_backoff_max);
+        let backoff = backoff.unwrap_or_else(|| {
+            cfg.retry_backoff
+                .saturating_mul(1 << exp)
+                .min(cfg.retry_backoff_max)
+        });
         acc.requeue(b, now + backoff, err);
         drop(acc);
         self.wake_owner(p);
