@@ -131,7 +131,11 @@ fn a_name_that_does_not_resolve_ends_in_the_metadata_deadline() {
 #[test]
 fn a_leader_hint_routes_records_without_a_metadata_round_trip() {
     use kprod::protocol::ApiKey;
-    let c = MockCluster::builder().brokers(3).topic("t", 1).build().unwrap();
+    let c = MockCluster::builder()
+        .brokers(3)
+        .topic("t", 1)
+        .build()
+        .unwrap();
     let p = Producer::builder()
         .bootstrap_servers(&c.bootstrap_servers())
         .metadata_max_age(Duration::from_secs(600))
