@@ -36,6 +36,8 @@ mod producer;
 pub mod protocol;
 pub mod record;
 pub mod serializer;
+#[cfg(all(test, feature = "mock"))]
+mod sim;
 
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};

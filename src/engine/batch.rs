@@ -528,6 +528,24 @@ impl Accumulator {
             .min()
     }
 
+    /// [`next_deadline`](Self::next_deadline) while nothing can be sent (the partition has no
+    /// leader): linger, or a waiting batch's delivery timeout; no backoff.
+    pub fn unsendable_deadline(
+        &self,
+        linger: Duration,
+        delivery_timeout: Duration,
+    ) -> Option<Instant> {
+        let expiry = self
+            .ready
+            .iter()
+            .map(|b| b.created + delivery_timeout)
+            .min();
+        [self.linger_deadline(linger), expiry]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// Removes the waiting batches (not in flight) whose delivery timeout has passed.
     pub fn expire(&mut self, now: Instant, delivery_timeout: Duration) -> Vec<ProducerBatch> {
         let mut out = Vec::new();

@@ -206,6 +206,26 @@ impl Budget {
     }
 }
 
+/// Where the engine reads the time outside the I/O loop (when a record starts waiting for its
+/// topic's metadata): the system clock, or the deterministic simulation's virtual one.
+#[derive(Clone, Default)]
+pub(crate) enum Clock {
+    #[default]
+    System,
+    #[cfg(test)]
+    Virtual(Arc<Mutex<Instant>>),
+}
+
+impl Clock {
+    pub fn now(&self) -> Instant {
+        match self {
+            Clock::System => Instant::now(),
+            #[cfg(test)]
+            Clock::Virtual(t) => *t.lock(),
+        }
+    }
+}
+
 /// Topic name → its state; looked up by name on every `send()`, so hashed with foldhash (a few
 /// ns for a short name) rather than SipHash.
 pub(crate) type TopicMap = HashMap<Arc<str>, Arc<TopicState>, foldhash::fast::RandomState>;
@@ -248,6 +268,7 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// Ring occupancy at which a caller wakes a thread that is waiting out a linger.
     pub wake_threshold: usize,
+    pub clock: Clock,
 }
 
 impl Shared {
@@ -284,6 +305,7 @@ impl Shared {
             abort_error: Mutex::new(None),
             metrics,
             wake_threshold,
+            clock: Clock::System,
         }
     }
 
@@ -598,7 +620,7 @@ impl Shared {
             // Metadata may have arrived, and the queue emptied, while we took the lock.
             if t.partitions.load().is_none() || t.has_pending.load(SeqCst) {
                 q.push_back(Unplaced {
-                    since: Instant::now(),
+                    since: self.clock.now(),
                     partition: explicit,
                     record,
                 });

@@ -48,8 +48,8 @@
 //! own (`km<port>c<n>`). Dropping the cluster closes every listener and connection and joins
 //! every thread before `drop` returns.
 
-mod handler;
-mod server;
+pub(crate) mod handler;
+pub(crate) mod server;
 mod state;
 
 use std::sync::atomic::Ordering;
@@ -200,8 +200,18 @@ impl MockClusterBuilder {
         self
     }
 
-    /// Binds the brokers' listeners on loopback and starts them.
-    pub fn build(self) -> std::io::Result<MockCluster> {
+    /// The cluster without sockets or threads, for the deterministic simulation, which calls
+    /// the request handler itself ([`MockCluster::sim_shared`]).
+    #[cfg(test)]
+    pub(crate) fn build_simulated(self) -> MockCluster {
+        let (config, state) = self.config_and_state();
+        MockCluster {
+            shared: Arc::new(Shared::unbound(config, state, self.brokers)),
+            accept: Vec::new(),
+        }
+    }
+
+    fn config_and_state(&self) -> (Config, State) {
         let config = Config {
             profile: if self.legacy {
                 Profile::LEGACY
@@ -217,6 +227,12 @@ impl MockClusterBuilder {
         for (name, partitions) in &self.topics {
             state.create_topic(name, *partitions, None);
         }
+        (config, state)
+    }
+
+    /// Binds the brokers' listeners on loopback and starts them.
+    pub fn build(self) -> std::io::Result<MockCluster> {
+        let (config, state) = self.config_and_state();
         let shared = Arc::new(Shared::bind(config, state, self.brokers)?);
         let mut cluster = MockCluster {
             shared: shared.clone(),
@@ -275,6 +291,31 @@ pub struct MockCluster {
 }
 
 impl MockCluster {
+    /// What the simulation hands requests to.
+    #[cfg(test)]
+    pub(crate) fn sim_shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The brokers forget every producer's sequences on `topic`/`partition` (as Kafka does
+    /// for a producer idle past `producer.id.expiration.ms`): its next batch that does not
+    /// start at sequence 0 is answered OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[cfg(test)]
+    pub(crate) fn lose_producer_state(&self, topic: &str, partition: i32) {
+        self.shared
+            .state
+            .lock()
+            .sequences
+            .retain(|(_, t, p), _| !(t == topic && *p == partition));
+    }
+
+    /// Forgets the error codes armed with [`fail_requests`](Self::fail_requests) and not used
+    /// yet.
+    #[cfg(test)]
+    pub(crate) fn clear_failures(&self) {
+        self.shared.state.lock().fail.clear();
+    }
+
     /// A builder: one broker, auto-creation on, no topics.
     pub fn builder() -> MockClusterBuilder {
         MockClusterBuilder::default()

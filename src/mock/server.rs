@@ -132,6 +132,31 @@ impl Shared {
         })
     }
 
+    /// Brokers without sockets, for the deterministic simulation: broker `n` is addressed as
+    /// `10.0.0.n:9092`, and a harness feeds the request handler itself.
+    #[cfg(test)]
+    pub fn unbound(config: Config, state: State, brokers: usize) -> Shared {
+        let list = (0..brokers)
+            .map(|i| Broker {
+                id: i as i32 + 1,
+                addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 9092)),
+                listener: Mutex::new(None),
+                conns: Mutex::new(Vec::new()),
+                stalled: AtomicBool::new(false),
+                latency: Mutex::new(Duration::ZERO),
+                advertised: Mutex::new(None),
+            })
+            .collect();
+        Shared {
+            config,
+            state: Mutex::new(state),
+            brokers: list,
+            stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
     /// The broker with this id.
     pub fn broker(&self, id: i32) -> Option<&Broker> {
         usize::try_from(id - 1)
@@ -351,7 +376,7 @@ fn run(shared: &Shared, idx: usize, stream: &mut TcpStream) -> Result<(), String
 }
 
 /// Counts a request's arrival; true if the connection must be dropped instead of answering.
-fn arrive(shared: &Shared, idx: usize, h: &RequestHeader) -> bool {
+pub(crate) fn arrive(shared: &Shared, idx: usize, h: &RequestHeader) -> bool {
     let mut st = shared.state.lock();
     let stats = st.stats.entry(h.api_key.0).or_default();
     stats.count += 1;

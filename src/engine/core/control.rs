@@ -116,6 +116,11 @@ impl EngineCore {
         if want_pid || want_meta {
             merge(&mut next, self.control.retry_at);
         }
+        // What is due and still not done waits on something that wakes this thread by itself:
+        // the answer in flight, the control connection's readiness. Counted, a refresh due
+        // while its request was in flight kept thread 0 turning without a pause until the
+        // answer came (found by the simulation).
+        let mut next = next.filter(|&t| t > now);
         let mut deliver = self.deliver();
         merge(&mut next, self.shared.place_pending(now, &mut deliver));
         next

@@ -170,6 +170,48 @@ impl EngineCore {
             || (urgent && self.has_open_batches())
     }
 
+    /// What a stuck simulation run prints about this core.
+    #[cfg(test)]
+    pub fn debug_state(&self) -> String {
+        let parts: Vec<String> = self
+            .owned
+            .iter()
+            .map(|p| {
+                let acc = p.acc.lock();
+                format!(
+                    "{p:?} route {:?} ring {} open {} ready {} in flight {} to {} front {:?} gap {}",
+                    p.route(),
+                    p.ring.len(),
+                    acc.open_len(),
+                    acc.ready.len(),
+                    acc.in_flight,
+                    acc.in_flight_to,
+                    acc.ready
+                        .front()
+                        .map(|b| (b.base_sequence, b.maybe_written, b.not_before.is_some())),
+                    acc.gap
+                )
+            })
+            .collect();
+        let conns: Vec<String> = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| format!("{}:{:?}/{}", c.broker, c.state, c.conn.in_flight()))
+            .collect();
+        format!(
+            "bump_wanted {} ids_ready {} metadata_wanted {} control {:?} | must_not_park(idle) {}, \
+             owned [{}], conns [{}]",
+            self.shared.bump_wanted.load(SeqCst),
+            self.shared.ids_ready.load(SeqCst),
+            self.shared.metadata_wanted.load(SeqCst),
+            self.control,
+            self.must_not_park(PARKED_IDLE),
+            parts.join(", "),
+            conns.join(", ")
+        )
+    }
+
     /// Rebuilds the list of partitions this thread drives, in (topic, partition) order so a
     /// run does not depend on hash order (the simulation replays exactly).
     fn refresh_owned(&mut self) {

@@ -96,7 +96,19 @@ impl EngineCore {
                 log::debug!("kprod: {p:?}: sequences rewound past a failed batch");
             }
             let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
-            let next = acc.next_deadline(linger, delivery_timeout, hold);
+            let next = if p.route().0 < 0 {
+                // No leader: nothing can go, whatever its backoff says (a passed backoff would
+                // bring the thread straight back, round and round). Metadata brings the leader.
+                acc.unsendable_deadline(linger, delivery_timeout)
+            } else {
+                acc.next_deadline(linger, delivery_timeout, hold)
+            };
+            // Due lingers were closed and due expiries failed above: what is still due now is
+            // a passed retry backoff, and `send_produce` owns what happens to that batch (it
+            // goes, or waits on its connection: readiness, an answer, the reconnect backoff).
+            // Counting it here kept the thread turning without a pause while a broker was
+            // down (found by the simulation).
+            let next = next.filter(|&t| t > now);
             drop(acc);
             for b in expired {
                 let e = self
