@@ -273,6 +273,12 @@ fn seq_add(s: i32, n: usize) -> i32 {
     ((i64::from(s) + n as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// Whether `s` is at or after `from` in Kafka's sequence space: less than half the space
+/// ahead (sequences in use at once span far less).
+fn ahead(from: i32, s: i32) -> bool {
+    seq_distance(from, s) < (1 << 30)
+}
+
 /// How far `s` comes after `from` in Kafka's sequence space (which wraps from `i32::MAX` to 0).
 fn seq_distance(from: i32, s: i32) -> i64 {
     (i64::from(s) - i64::from(from)).rem_euclid(i64::from(i32::MAX) + 1)
@@ -426,14 +432,21 @@ impl Accumulator {
     /// An idempotent batch was acknowledged (or found a duplicate of one that was).
     pub fn acked(&mut self, b: &ProducerBatch) {
         if b.ids == self.ids && b.ids.idempotent() {
-            self.acked_end = seq_add(b.base_sequence, b.record_count());
+            let end = seq_add(b.base_sequence, b.record_count());
+            // Never backwards: an earlier batch whose answer was lost may be acknowledged (as a
+            // duplicate) after a later one.
+            if ahead(self.acked_end, end) {
+                self.acked_end = end;
+            }
         }
     }
 
     /// Whether sequences here may be rewritten: nothing in flight, and the next batch to go
     /// is not one the broker may already have.
     pub fn settled(&self) -> bool {
-        self.in_flight == 0 && self.ready.front().is_none_or(|b| !b.maybe_written)
+        // Every waiting batch, not only the first: renumbering one the broker may have would
+        // write it twice (the simulation found a maybe-written batch queued behind others).
+        self.in_flight == 0 && !self.ready.iter().any(|b| b.maybe_written)
     }
 
     /// Closes the gap a given-up batch left, once [`settled`](Self::settled): the waiting
@@ -472,13 +485,19 @@ impl Accumulator {
         batch.not_before = Some(not_before);
         batch.last_error = Some(why);
         let pos = if batch.ids.idempotent() {
-            // Sequence order counted from the acknowledged end, so it holds across the wrap.
+            // Sequence order counted from the acknowledged end, so it holds across the wrap. A
+            // batch before that end (a later one was acknowledged first: this one's answer was
+            // lost, and the broker has it) goes first.
             let from = self.acked_end;
-            let at = seq_distance(from, batch.base_sequence);
-            self.ready
-                .iter()
-                .position(|b| b.ids == batch.ids && seq_distance(from, b.base_sequence) > at)
-                .unwrap_or(self.ready.len())
+            if !ahead(from, batch.base_sequence) && batch.base_sequence != from {
+                0
+            } else {
+                let at = seq_distance(from, batch.base_sequence);
+                self.ready
+                    .iter()
+                    .position(|b| b.ids == batch.ids && seq_distance(from, b.base_sequence) > at)
+                    .unwrap_or(self.ready.len())
+            }
         } else {
             0
         };
@@ -774,6 +793,47 @@ mod tests {
         assert_eq!(seqs(&a), [i32::MAX, 0]);
         a.requeue(b0, Instant::now(), Error::Closed);
         assert_eq!(seqs(&a), [i32::MAX - 1, i32::MAX, 0]);
+    }
+
+    /// Found by the simulation (seed 12638): batches 0 and 1 go in two requests; the answer to
+    /// 0 is lost, 1 is acknowledged, so 0 comes back behind the acknowledged end. It must go
+    /// first, keep the partition unsettled (it is maybe written), and its late acknowledgement
+    /// must not move the acknowledged end back. Before, it went to the back of the queue, the
+    /// partition counted as settled, an epoch bump renumbered it and the broker stored it twice.
+    #[test]
+    fn a_batch_answered_after_a_later_one_goes_first_and_keeps_the_partition_unsettled() {
+        let mut a = Accumulator::default();
+        let mut c = none();
+        assert!(a.adopt(IDS));
+        for _ in 0..3 {
+            let (r, _h) = rec("v");
+            a.append(r, Instant::now(), 1 << 20, IDS, &mut c).unwrap();
+            a.close(IDS, &mut c).unwrap();
+        }
+        let seqs = |a: &Accumulator| a.ready.iter().map(|b| b.base_sequence).collect::<Vec<_>>();
+        let mut b0 = a.ready.pop_front().unwrap();
+        let b1 = a.ready.pop_front().unwrap();
+        a.in_flight = 2;
+        a.in_flight -= 1;
+        a.acked(&b1);
+        assert_eq!(a.acked_end, 2);
+        a.in_flight -= 1;
+        b0.maybe_written = true;
+        a.requeue(b0, Instant::now(), Error::Closed);
+        assert_eq!(seqs(&a), [0, 2], "the lost one first");
+        assert!(!a.settled(), "a maybe-written batch waits: no renumbering");
+        let b0 = a.ready.pop_front().unwrap();
+        a.acked(&b0);
+        assert_eq!(a.acked_end, 2, "the acknowledged end never goes back");
+        assert!(a.settled());
+        // A maybe-written batch anywhere in the queue keeps it unsettled.
+        let mut b2 = a.ready.pop_front().unwrap();
+        let (r, _h) = rec("v");
+        a.append(r, Instant::now(), 1 << 20, IDS, &mut c).unwrap();
+        a.close(IDS, &mut c).unwrap();
+        b2.maybe_written = true;
+        a.ready.push_back(b2);
+        assert!(!a.settled());
     }
 
     /// Closes `n` one-record batches.

@@ -336,8 +336,13 @@ impl World {
                 self.shared.closing.store(true, SeqCst);
                 continue;
             }
-            if self.trace && (self.now - self.start).as_millis() / 500 != dumped {
-                dumped = (self.now - self.start).as_millis() / 500;
+            let every = std::env::var("KPROD_SIM_DUMP_MS")
+                .ok()
+                .and_then(|s| s.parse::<u128>().ok())
+                .unwrap_or(500)
+                .max(1);
+            if self.trace && (self.now - self.start).as_millis() / every != dumped {
+                dumped = (self.now - self.start).as_millis() / every;
                 for (i, c) in self.cores.iter().enumerate() {
                     eprintln!("[{:>10.3} ms] core {i}: {}", self.ms(), c.debug_state());
                 }
