@@ -433,17 +433,27 @@ fn produce_partition(
 fn produce(shared: &Shared, broker: i32, v: i16, cid: i32, req: ProduceRequest) -> Outcome {
     let mut st = shared.state.lock();
     let forced = st.take_failure(ApiKey::PRODUCE.0);
+    // Answered with an error after the append (a replication timeout, leadership lost while
+    // waiting for acks=all): the client cannot tell it was written.
+    let after_append = if forced.is_none() {
+        st.fail_after_append.pop_front()
+    } else {
+        None
+    };
     let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
     let mut responses = Vec::new();
     for t in req.topic_data {
         let mut partition_responses = Vec::new();
         for p in t.partition_data {
-            let out = match forced {
+            let mut out = match forced {
                 Some(code) => PartitionOutcome::error(code),
                 None => produce_partition(
                     shared, &mut st, broker, v, req.acks, &t.name, p.index, p.records,
                 ),
             };
+            if let Some(code) = after_append.filter(|_| out.error.is_ok()) {
+                out = PartitionOutcome::error(code);
+            }
             let mut resp = PartitionProduceResponse {
                 index: p.index,
                 error_code: out.error.0,

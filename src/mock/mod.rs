@@ -309,11 +309,26 @@ impl MockCluster {
             .retain(|(_, t, p), _| !(t == topic && *p == partition));
     }
 
-    /// Forgets the error codes armed with [`fail_requests`](Self::fail_requests) and not used
-    /// yet.
+    /// Forgets the error codes armed with [`fail_requests`](Self::fail_requests) and
+    /// [`fail_after_append`](Self::fail_after_append) and not used yet.
     #[cfg(test)]
     pub(crate) fn clear_failures(&self) {
-        self.shared.state.lock().fail.clear();
+        let mut st = self.shared.state.lock();
+        st.fail.clear();
+        st.fail_after_append.clear();
+    }
+
+    /// The next Produce requests (one per code) store their batches as usual, then are answered
+    /// with the code for each partition instead of success — what a broker does when
+    /// replication times out (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND) or it loses
+    /// leadership while waiting for acks=all (NOT_LEADER_OR_FOLLOWER).
+    #[cfg(test)]
+    pub(crate) fn fail_after_append(&self, codes: &[ErrorCode]) {
+        self.shared
+            .state
+            .lock()
+            .fail_after_append
+            .extend(codes.iter().copied());
     }
 
     /// A builder: one broker, auto-creation on, no topics.

@@ -85,6 +85,8 @@ pub(crate) struct State {
     pub captures: Vec<ProduceCapture>,
     /// Armed faults.
     pub fail: HashMap<i16, VecDeque<ErrorCode>>,
+    /// Produce requests to answer with these codes after appending their batches.
+    pub fail_after_append: VecDeque<ErrorCode>,
     /// Per broker (index = id - 1): requests left until one is answered by closing.
     pub drop_on_request: Vec<Option<u32>>,
     /// Per broker: bytes left until the connection reading them is cut.
@@ -129,6 +131,7 @@ impl State {
             errors: Vec::new(),
             captures: Vec::new(),
             fail: HashMap::new(),
+            fail_after_append: VecDeque::new(),
             drop_on_request: vec![None; brokers as usize],
             drop_after_bytes: vec![None; brokers as usize],
             next_topic_id: 1,

@@ -5,7 +5,8 @@
 //! Each seed draws a scenario: I/O threads, brokers, partitions, latency and jitter, a fast or
 //! slow caller, and faults — connections cut mid-request and mid-response (answers lost with
 //! them), brokers down and back, leaders moving, leaderless partitions, retriable and
-//! non-retriable error codes, stalled brokers, producer state lost by the brokers. Faults stop,
+//! non-retriable error codes (some answered after the batch was stored, as a replication
+//! timeout is), stalled brokers, producer state lost by the brokers. Faults stop,
 //! then a quiet phase sends more records, which must all be delivered. Then the producer
 //! flushes and closes. Each run is checked for the promises `tests/support/scenario.rs` checks
 //! through real sockets ([`check`]): one completion per record; every record reported
@@ -94,6 +95,8 @@ enum Event {
     Leaderless(i32, Duration),
     /// The next Produce requests are answered with these codes.
     Errors(Vec<ErrorCode>),
+    /// The next Produce requests are stored, then answered with these codes.
+    ErrorsAfterAppend(Vec<ErrorCode>),
     Stall(i32, Duration),
     Unstall(i32),
     LoseState,
@@ -181,7 +184,20 @@ impl Scenario {
                     sc.fatal_codes.push(code);
                     Event::Errors(vec![code])
                 }
-                80..=91 => Event::Stall(b, d),
+                80..=85 => {
+                    let codes = [
+                        ErrorCode::REQUEST_TIMED_OUT,
+                        ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                        ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                    ];
+                    let n = rng.range(1, 3);
+                    Event::ErrorsAfterAppend(
+                        (0..n)
+                            .map(|_| codes[rng.below(codes.len() as u64) as usize])
+                            .collect(),
+                    )
+                }
+                86..=93 => Event::Stall(b, d),
                 _ => Event::LoseState,
             };
             sc.events.push((at, e));
@@ -453,6 +469,7 @@ impl World {
                     self.schedule(d, Event::LeaderMove(p, b));
                 }
                 Event::Errors(codes) => self.cluster.fail_requests(ApiKey::PRODUCE.0, &codes),
+                Event::ErrorsAfterAppend(codes) => self.cluster.fail_after_append(&codes),
                 Event::Stall(b, d) => {
                     self.stalled[b as usize] = true;
                     self.schedule(d, Event::Unstall(b));
