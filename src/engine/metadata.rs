@@ -196,8 +196,9 @@ impl Shared {
                     let Unplaced {
                         since,
                         partition,
-                        record,
+                        mut record,
                     } = u;
+                    record.since = Some(since);
                     let reserved = record.reserved;
                     let p = match self.place(t, &parts, partition, record.key.as_deref()) {
                         Ok(p) => &parts[p],

@@ -18,6 +18,8 @@
 //! - [`metadata`]: applying Metadata responses to the topic table (sans-IO).
 //! - [`placement`]: which I/O thread owns which broker.
 //! - [`producer_id`]: what an InitProducerId answer means.
+//! - [`idempotence`]: what each Produce answer means for a batch and the epoch, and the
+//!   producer id state every thread reads.
 //! - [`callbacks`]: the callback pool.
 
 // The send path's error hands the record back with the reason; that path is cold, so a large
@@ -28,6 +30,7 @@ pub(crate) mod batch;
 pub(crate) mod callbacks;
 pub(crate) mod core;
 pub(crate) mod driver;
+pub(crate) mod idempotence;
 pub(crate) mod metadata;
 pub(crate) mod placement;
 pub(crate) mod producer_id;
@@ -52,7 +55,7 @@ use crate::metrics::Metrics;
 use crate::partitioner::Partitioner;
 use crate::protocol::ErrorCode;
 
-use batch::{Accumulator, Completions, PendingRecord, ProducerIds};
+use batch::{Accumulator, Completions, PendingRecord};
 
 /// Keyless-record placement shared by a topic's partitions (KIP-480 sticky partitioning).
 #[derive(Debug)]
@@ -245,11 +248,8 @@ pub(crate) struct Shared {
     pub metadata_version: AtomicU64,
     pub metadata_wanted: AtomicBool,
     pub io: Vec<wake::ThreadWake>,
-    pub ids: Mutex<ProducerIds>,
-    pub ids_ready: AtomicBool,
-    /// Idempotence: the epoch must be bumped. Partitions hold new batches meanwhile; thread 0
-    /// asks for the new epoch once no partition has anything in flight or unsettled.
-    pub bump_wanted: AtomicBool,
+    /// The producer id and epoch, whether they are known, and whether a bump is wanted.
+    pub producer: idempotence::ProducerState,
     buffered_bytes: AtomicUsize,
     buffered_records: AtomicUsize,
     /// Completions handed to the callback pool whose callback has not finished yet.
@@ -289,9 +289,7 @@ impl Shared {
             metadata_version: AtomicU64::new(0),
             metadata_wanted: AtomicBool::new(false),
             io,
-            ids: Mutex::new(ProducerIds::NONE),
-            ids_ready: AtomicBool::new(false),
-            bump_wanted: AtomicBool::new(false),
+            producer: idempotence::ProducerState::default(),
             buffered_bytes: AtomicUsize::new(0),
             buffered_records: AtomicUsize::new(0),
             callbacks_queued: AtomicUsize::new(0),

@@ -559,6 +559,7 @@ impl World {
         let reserved =
             PendingRecord::buffer_size(Some(key.as_bytes()), Some(value.as_bytes()), &[]);
         let r = PendingRecord {
+            since: None,
             key: Some(key.into()),
             value: Some(value.into()),
             headers: Vec::new(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{merge, Command, Ctx, EngineCore};
 use crate::connection::{Connection, InFlight};
+use crate::engine::idempotence;
 use crate::error::{Error, Location};
 use crate::metrics::Metrics;
 use crate::protocol::messages::api_versions::ApiVersionsRequest;
@@ -335,7 +336,7 @@ impl EngineCore {
                 };
                 for (p, mut b) in batches {
                     // Sent, unanswered: the broker may have it.
-                    b.maybe_written = true;
+                    b.maybe_written |= idempotence::UNANSWERED.maybe_written;
                     self.retry_or_fail(&p, b, err.clone(), now);
                 }
             }

@@ -43,11 +43,9 @@ impl EngineCore {
             && !self.shared.fatal.load(SeqCst)
             && !self.control.pid_in_flight
             && self.control.pid_retry_at.is_none_or(|t| now >= t);
-        let bump = may_ask
-            && self.shared.ids_ready.load(SeqCst)
-            && self.shared.bump_wanted.load(SeqCst)
-            && self.all_settled();
-        let want_pid = may_ask && (!self.shared.ids_ready.load(SeqCst) || bump);
+        let st = self.shared.producer.get();
+        let bump = may_ask && st.ready && st.bump_wanted && self.all_settled();
+        let want_pid = may_ask && (!st.ready || bump);
         let wanted = self.shared.metadata_wanted.load(SeqCst);
         let due = self.control.next_metadata.is_none_or(|t| now >= t);
         let want_meta = !self.control.metadata_in_flight
@@ -75,7 +73,7 @@ impl EngineCore {
                             Some(pv) => {
                                 // KIP-360 (v3+): the same id, the next epoch. Otherwise (or
                                 // if that was refused) a new id; sequences restart either way.
-                                let ids = *self.shared.ids.lock();
+                                let ids = st.ids;
                                 let keep = bump && pv >= 3 && !self.control.bump_fresh;
                                 let req = InitProducerIdRequest {
                                     transactional_id: None,
@@ -109,7 +107,7 @@ impl EngineCore {
         }
         merge(&mut next, self.control.next_metadata);
         merge(&mut next, self.control.pid_retry_at);
-        if self.shared.bump_wanted.load(SeqCst) && !self.control.pid_in_flight {
+        if self.shared.producer.get().bump_wanted && !self.control.pid_in_flight {
             // Partitions settle on other threads: look again soon (rare, and short-lived).
             merge(&mut next, Some(now + Duration::from_millis(5)));
         }
@@ -245,13 +243,11 @@ impl EngineCore {
         };
         match producer_id::decide(code, ids, bumping) {
             PidDecision::Ready(ids) => {
-                *self.shared.ids.lock() = ids;
-                self.shared.ids_ready.store(true, SeqCst);
+                // Partitions adopt the new ids (sequences from 0) before sending.
+                self.shared.producer.set_ids(ids, bumping);
                 self.control.pid_backoff = self.shared.config.retry_backoff;
                 if bumping {
-                    // Partitions adopt the new ids (sequences from 0) before sending.
                     self.control.bump_fresh = false;
-                    self.shared.bump_wanted.store(false, SeqCst);
                     Metrics::add(&self.shared.metrics.epoch_bumps, 1);
                     log::info!(
                         "kprod: producer epoch bumped: id {} epoch {}",

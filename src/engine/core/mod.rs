@@ -200,10 +200,9 @@ impl EngineCore {
             .map(|c| format!("{}:{:?}/{}", c.broker, c.state, c.conn.in_flight()))
             .collect();
         format!(
-            "bump_wanted {} ids_ready {} metadata_wanted {} control {:?} | must_not_park(idle) {}, \
+            "producer {:?} metadata_wanted {} control {:?} | must_not_park(idle) {}, \
              owned [{}], conns [{}]",
-            self.shared.bump_wanted.load(SeqCst),
-            self.shared.ids_ready.load(SeqCst),
+            self.shared.producer.get(),
             self.shared.metadata_wanted.load(SeqCst),
             self.control,
             self.must_not_park(PARKED_IDLE),

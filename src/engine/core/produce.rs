@@ -10,6 +10,7 @@ use super::connections::State;
 use super::control::lenient;
 use super::{merge, Ctx, EngineCore};
 use crate::engine::batch::{Accumulator, ProducerBatch, ProducerIds, Urgency};
+use crate::engine::idempotence::{self, Action};
 use crate::engine::PartitionState;
 use crate::error::{Deadline, Error, Location};
 use crate::metrics::Metrics;
@@ -35,9 +36,9 @@ impl EngineCore {
         }
         // Without a producer id yet, records still go into batches (their delivery timeout
         // runs from there), held until the id comes and numbers them.
-        let no_ids = cfg.idempotence && !self.shared.ids_ready.load(SeqCst);
+        let st = self.shared.producer.get();
         let ids = if cfg.idempotence {
-            *self.shared.ids.lock()
+            st.ids
         } else {
             ProducerIds::NONE
         };
@@ -91,11 +92,12 @@ impl EngineCore {
             for b in &expired {
                 self.given_up(&mut acc, b);
             }
-            if acc.gap && !self.shared.bump_wanted.load(SeqCst) && acc.rewind_if_settled() {
+            let st = self.shared.producer.get();
+            if acc.gap && !st.bump_wanted && acc.rewind_if_settled() {
                 Metrics::add(&self.shared.metrics.sequence_rewinds, 1);
                 log::debug!("kprod: {p:?}: sequences rewound past a failed batch");
             }
-            let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+            let hold = st.hold(cfg.idempotence, acc.uses(ids));
             let next = if p.route().0 < 0 {
                 // No leader: nothing can go, whatever its backoff says (a passed backoff would
                 // bring the thread straight back, round and round). Metadata brings the leader.
@@ -123,13 +125,14 @@ impl EngineCore {
 
     /// Sends one Produce request to each ready broker that has sendable batches.
     pub(super) fn send_produce(&mut self, now: Instant, deadline: &mut Option<Instant>) {
-        let ids = if self.shared.config.idempotence {
-            *self.shared.ids.lock()
+        let idempotence = self.shared.config.idempotence;
+        let st = self.shared.producer.get();
+        let ids = if idempotence {
+            st.ids
         } else {
             ProducerIds::NONE
         };
-        let no_ids = self.shared.config.idempotence && !self.shared.ids_ready.load(SeqCst);
-        let hold = no_ids || self.shared.bump_wanted.load(SeqCst);
+        let hold = st.hold(idempotence, true);
         let mut wanted = std::mem::take(&mut self.wanted);
         for (k, p) in self.owned.iter().enumerate() {
             let (leader, owner) = p.route();
@@ -182,12 +185,13 @@ impl EngineCore {
                 let mut acc = p.acc.lock();
                 // Read again under the partition's lock: an epoch bump checks that nothing is
                 // in flight under the same lock, after asking for the hold.
-                let ids = if self.shared.config.idempotence {
-                    *self.shared.ids.lock()
+                let st = self.shared.producer.get();
+                let ids = if idempotence {
+                    st.ids
                 } else {
                     ProducerIds::NONE
                 };
-                let hold = no_ids || self.shared.bump_wanted.load(SeqCst) || !acc.uses(ids);
+                let hold = st.hold(idempotence, acc.uses(ids));
                 let Some(b) = acc.sendable(now, hold) else {
                     continue;
                 };
@@ -298,7 +302,7 @@ impl EngineCore {
                     at: Location::default(),
                 };
                 for (p, mut b) in batches {
-                    b.maybe_written = true;
+                    b.maybe_written |= idempotence::UNANSWERED.maybe_written;
                     self.retry_or_fail(&p, b, err.clone(), now);
                 }
                 return Err(format!("Produce: {e}"));
@@ -322,12 +326,19 @@ impl EngineCore {
                     at: Location::at(&p.topic, p.partition),
                 };
                 let mut b = b;
-                b.maybe_written = true;
+                b.maybe_written |= idempotence::UNANSWERED.maybe_written;
                 self.retry_or_fail(&p, b, err, now);
                 continue;
             };
             let code = ErrorCode(pr.error_code);
-            if code == ErrorCode::NONE || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
+            let explained = code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER && {
+                // A bump under way, a gap waiting for its rewind, or an earlier batch of this
+                // partition still outstanding that this one overtook.
+                let acc = p.acc.lock();
+                self.shared.producer.get().bump_wanted || acc.gap || !acc.is_next(&b)
+            };
+            let d = idempotence::on_answer(code, b.ids.idempotent(), explained);
+            if let Action::Ack { duplicate } = d.action {
                 {
                     let mut acc = p.acc.lock();
                     acc.in_flight -= 1;
@@ -335,11 +346,8 @@ impl EngineCore {
                 }
                 self.wake_owner(&p);
                 let append = (pr.log_append_time_ms >= 0).then_some(pr.log_append_time_ms);
-                let base = if code == ErrorCode::NONE {
-                    pr.base_offset
-                } else {
-                    -1
-                };
+                // A duplicate's offset is not in the answer.
+                let base = if duplicate { -1 } else { pr.base_offset };
                 self.complete(&p, b, Ok((base, append)));
                 continue;
             }
@@ -348,15 +356,9 @@ impl EngineCore {
                 message: pr.error_message.clone(),
                 at: Location::at(&p.topic, p.partition),
             };
+            let mut b = b;
             let mut hinted = false;
-            if matches!(
-                code,
-                ErrorCode::NOT_LEADER_OR_FOLLOWER
-                    | ErrorCode::LEADER_NOT_AVAILABLE
-                    | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-                    | ErrorCode::FENCED_LEADER_EPOCH
-                    | ErrorCode::UNKNOWN_LEADER_EPOCH
-            ) {
+            if d.leadership {
                 // KIP-951: the answer may name the new leader; then go there now, without
                 // a Metadata round trip or a backoff.
                 let hint = &pr.current_leader;
@@ -373,49 +375,17 @@ impl EngineCore {
                     self.shared.request_metadata();
                 }
             }
-            let mut b = b;
-            let idempotent = b.ids.idempotent();
-            match code {
-                ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if idempotent => {
-                    // This attempt was not written (an earlier one may have been:
-                    // `maybe_written` stays as it is).
-                    let explained = self.shared.bump_wanted.load(SeqCst) || {
-                        // Held for a rewind, or an earlier batch of this partition is
-                        // still outstanding and this one overtook it.
-                        let acc = p.acc.lock();
-                        acc.gap || !acc.is_next(&b)
-                    };
-                    if !explained {
-                        // The broker lost track of this producer's sequences.
-                        log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
-                        self.shared.bump_wanted.store(true, SeqCst);
-                    }
-                    self.retry_or_fail(&p, b, err, now);
-                }
-                ErrorCode::UNKNOWN_PRODUCER_ID | ErrorCode::INVALID_PRODUCER_EPOCH
-                    if idempotent =>
-                {
-                    log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
-                    self.shared.bump_wanted.store(true, SeqCst);
-                    self.retry_or_fail(&p, b, err, now);
-                }
-                _ if code.is_retriable() => {
-                    // These say the broker may have written the batch.
-                    // (NOT_LEADER_OR_FOLLOWER too: with acks=all the old leader
-                    // may have appended it before losing leadership.)
-                    if matches!(
-                        code,
-                        ErrorCode::REQUEST_TIMED_OUT
-                            | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
-                            | ErrorCode::NETWORK_EXCEPTION
-                            | ErrorCode::NOT_LEADER_OR_FOLLOWER
-                    ) {
-                        b.maybe_written = true;
-                    }
+            if d.bump {
+                log::warn!("kprod: {p:?}: {err}; bumping the producer epoch");
+                self.shared.producer.want_bump();
+            }
+            b.maybe_written |= d.maybe_written;
+            match d.action {
+                Action::Retry => {
                     let backoff = hinted.then_some(std::time::Duration::ZERO);
                     self.retry_with(&p, b, err, now, backoff);
                 }
-                _ => {
+                Action::Fail => {
                     {
                         let mut acc = p.acc.lock();
                         acc.in_flight -= 1;
@@ -424,6 +394,7 @@ impl EngineCore {
                     self.wake_owner(&p);
                     self.complete(&p, b, Err(err));
                 }
+                Action::Ack { .. } => unreachable!("handled above"),
             }
         }
         Ok(())
@@ -433,11 +404,10 @@ impl EngineCore {
     /// broker certainly does not have it, the partition's later batches are renumbered once
     /// settled; if it may have it, only a new epoch makes the partition usable again.
     fn given_up(&self, acc: &mut Accumulator, b: &ProducerBatch) {
-        if b.ids.idempotent() {
-            acc.gap = true;
-            if b.maybe_written {
-                self.shared.bump_wanted.store(true, SeqCst);
-            }
+        let (gap, bump) = idempotence::given_up(b.ids.idempotent(), b.maybe_written);
+        acc.gap |= gap;
+        if bump {
+            self.shared.producer.want_bump();
         }
     }
 

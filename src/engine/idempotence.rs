@@ -1,0 +1,417 @@
+//! The idempotence policy: what each answer to a batch means for that batch and for the
+//! producer's epoch, decided in one place, from the code and the batch's state, unit-tested
+//! row by row. The mechanism (sequence numbers, renumbering, the hold) is in [`super::batch`];
+//! the produce pipeline carries the decisions out.
+//!
+//! The words:
+//! - **maybe written**: an attempt ended without a definite answer (the connection died, the
+//!   request timed out, or an error the broker can give after appending). Such a batch is
+//!   never renumbered: only resending it under its own ids can settle what happened.
+//! - **given up**: a batch fails (non-retriable error, delivery timeout). Its sequences leave
+//!   a gap: if the broker certainly does not have it, the later batches are **rewound** (take
+//!   its sequences) once the partition is settled; if it may have it, only an **epoch bump**
+//!   (KIP-360) makes the partition usable again.
+//! - **hold**: while a bump is wanted or a gap waits, a partition sends nothing new; a
+//!   maybe-written batch at its front goes alone, to learn its fate.
+//!
+//! The producer's id and epoch, whether they are known, and whether a bump is wanted are one
+//! versioned value ([`ProducerState`]) that every I/O thread reads without a lock.
+
+use arc_swap::ArcSwap;
+
+use super::batch::ProducerIds;
+use crate::protocol::ErrorCode;
+
+/// The producer id state every thread sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdState {
+    pub ids: ProducerIds,
+    /// An InitProducerId has answered (the ids are usable).
+    pub ready: bool,
+    /// The epoch must be bumped: partitions hold new batches until thread 0 has it.
+    pub bump_wanted: bool,
+    /// Bumped at every change.
+    pub version: u64,
+}
+
+/// [`IdState`], shared: lock-free reads, copy-on-write changes (rare: errors and answers).
+pub(crate) struct ProducerState(ArcSwap<IdState>);
+
+impl Default for ProducerState {
+    fn default() -> Self {
+        ProducerState(ArcSwap::from_pointee(IdState {
+            ids: ProducerIds::NONE,
+            ready: false,
+            bump_wanted: false,
+            version: 0,
+        }))
+    }
+}
+
+impl ProducerState {
+    /// The state now.
+    #[inline]
+    pub fn get(&self) -> IdState {
+        **self.0.load()
+    }
+
+    /// Asks for an epoch bump (idempotent).
+    pub fn want_bump(&self) {
+        self.0.rcu(|s| {
+            if s.bump_wanted {
+                **s
+            } else {
+                IdState {
+                    bump_wanted: true,
+                    version: s.version + 1,
+                    ..**s
+                }
+            }
+        });
+    }
+
+    /// New ids arrived; after a bump, the bump is done.
+    pub fn set_ids(&self, ids: ProducerIds, bumped: bool) {
+        self.0.rcu(|s| IdState {
+            ids,
+            ready: true,
+            bump_wanted: s.bump_wanted && !bumped,
+            version: s.version + 1,
+        });
+    }
+}
+
+impl IdState {
+    /// Whether a partition numbering its batches under `uses` holds new batches (see the
+    /// module docs): no ids yet (idempotent producers), a bump wanted, or ids it has not
+    /// adopted yet.
+    pub fn hold(&self, idempotence: bool, partition_uses_current: bool) -> bool {
+        (idempotence && !self.ready) || self.bump_wanted || !partition_uses_current
+    }
+}
+
+/// What to do with a batch after an answer or an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Delivered (`duplicate`: an earlier attempt was, and the broker says so).
+    Ack { duplicate: bool },
+    /// Back in line, after the backoff, until its delivery timeout.
+    Retry,
+    /// Failed with the answer's error (given up: see the module docs).
+    Fail,
+}
+
+/// A decision: the action, and what it implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub action: Action,
+    /// The batch may have been written by this attempt.
+    pub maybe_written: bool,
+    /// Ask for an epoch bump.
+    pub bump: bool,
+    /// The partition's leadership changed: learn where it is now (a leader hint, or
+    /// metadata).
+    pub leadership: bool,
+}
+
+impl Decision {
+    const fn of(action: Action) -> Decision {
+        Decision {
+            action,
+            maybe_written: false,
+            bump: false,
+            leadership: false,
+        }
+    }
+}
+
+/// What a partition's error code in a Produce answer means for the batch it answers.
+///
+/// `idempotent`: the batch carries a producer id. `explained`: for OUT_OF_ORDER_SEQUENCE_NUMBER,
+/// whether the producer's own state accounts for it (a bump already wanted, a gap waiting for
+/// its rewind, or an earlier batch of the partition still outstanding that this one overtook);
+/// if not, the broker lost track of the producer's sequences.
+pub(crate) fn on_answer(code: ErrorCode, idempotent: bool, explained: bool) -> Decision {
+    use Action::*;
+    let leadership = matches!(
+        code,
+        ErrorCode::NOT_LEADER_OR_FOLLOWER
+            | ErrorCode::LEADER_NOT_AVAILABLE
+            | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            | ErrorCode::FENCED_LEADER_EPOCH
+            | ErrorCode::UNKNOWN_LEADER_EPOCH
+    );
+    let mut d = match code {
+        ErrorCode::NONE => Decision::of(Ack { duplicate: false }),
+        ErrorCode::DUPLICATE_SEQUENCE_NUMBER => Decision::of(Ack { duplicate: true }),
+        // Not written by this attempt (an earlier one may have been: the batch's own flag
+        // stays as it is).
+        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if idempotent => Decision {
+            bump: !explained,
+            ..Decision::of(Retry)
+        },
+        ErrorCode::UNKNOWN_PRODUCER_ID | ErrorCode::INVALID_PRODUCER_EPOCH if idempotent => {
+            Decision {
+                bump: true,
+                ..Decision::of(Retry)
+            }
+        }
+        // These the broker may give after appending (a replication timeout; leadership
+        // lost while waiting for acks=all).
+        ErrorCode::REQUEST_TIMED_OUT
+        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        | ErrorCode::NETWORK_EXCEPTION
+        | ErrorCode::NOT_LEADER_OR_FOLLOWER => Decision {
+            maybe_written: true,
+            ..Decision::of(Retry)
+        },
+        c if c.is_retriable() => Decision::of(Retry),
+        _ => Decision::of(Fail),
+    };
+    d.leadership = leadership;
+    d
+}
+
+/// An attempt that ended without an answer: the connection died with the request on it, the
+/// request timed out, or the answer could not be read. The broker may have it.
+pub(crate) const UNANSWERED: Decision = Decision {
+    action: Action::Retry,
+    maybe_written: true,
+    bump: false,
+    leadership: false,
+};
+
+/// A batch given up (failed): whether its partition now has a gap to close, and whether only
+/// an epoch bump can close it (the broker may have the batch).
+pub(crate) fn given_up(idempotent: bool, maybe_written: bool) -> (bool, bool) {
+    (idempotent, idempotent && maybe_written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action::*;
+
+    /// (code, idempotent, explained) → (action, maybe written, bump, leadership).
+    #[test]
+    fn every_answer_row_by_row() {
+        use ErrorCode as E;
+        let rows: &[(ErrorCode, bool, bool, Action, bool, bool, bool)] = &[
+            (
+                E::NONE,
+                true,
+                false,
+                Ack { duplicate: false },
+                false,
+                false,
+                false,
+            ),
+            (
+                E::DUPLICATE_SEQUENCE_NUMBER,
+                true,
+                false,
+                Ack { duplicate: true },
+                false,
+                false,
+                false,
+            ),
+            // The broker lost this producer's sequences: bump.
+            (
+                E::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                true,
+                false,
+                Retry,
+                false,
+                true,
+                false,
+            ),
+            // Our own state explains it (a gap, a bump under way, an overtaking batch).
+            (
+                E::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                true,
+                true,
+                Retry,
+                false,
+                false,
+                false,
+            ),
+            // Without idempotence it is just a non-retriable code.
+            (
+                E::OUT_OF_ORDER_SEQUENCE_NUMBER,
+                false,
+                false,
+                Fail,
+                false,
+                false,
+                false,
+            ),
+            (
+                E::UNKNOWN_PRODUCER_ID,
+                true,
+                false,
+                Retry,
+                false,
+                true,
+                false,
+            ),
+            (
+                E::INVALID_PRODUCER_EPOCH,
+                true,
+                true,
+                Retry,
+                false,
+                true,
+                false,
+            ),
+            (
+                E::UNKNOWN_PRODUCER_ID,
+                false,
+                false,
+                Fail,
+                false,
+                false,
+                false,
+            ),
+            (E::REQUEST_TIMED_OUT, true, false, Retry, true, false, false),
+            (
+                E::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                true,
+                false,
+                Retry,
+                true,
+                false,
+                false,
+            ),
+            (
+                E::NETWORK_EXCEPTION,
+                false,
+                false,
+                Retry,
+                true,
+                false,
+                false,
+            ),
+            (
+                E::NOT_LEADER_OR_FOLLOWER,
+                true,
+                false,
+                Retry,
+                true,
+                false,
+                true,
+            ),
+            (
+                E::LEADER_NOT_AVAILABLE,
+                true,
+                false,
+                Retry,
+                false,
+                false,
+                true,
+            ),
+            (
+                E::UNKNOWN_TOPIC_OR_PARTITION,
+                true,
+                false,
+                Retry,
+                false,
+                false,
+                true,
+            ),
+            (
+                E::FENCED_LEADER_EPOCH,
+                true,
+                false,
+                Retry,
+                false,
+                false,
+                true,
+            ),
+            (
+                E::NOT_ENOUGH_REPLICAS,
+                true,
+                false,
+                Retry,
+                false,
+                false,
+                false,
+            ),
+            (E::CORRUPT_MESSAGE, true, false, Retry, false, false, false),
+            (E::MESSAGE_TOO_LARGE, true, false, Fail, false, false, false),
+            (E::INVALID_RECORD, true, false, Fail, false, false, false),
+            (
+                E::TOPIC_AUTHORIZATION_FAILED,
+                true,
+                false,
+                Fail,
+                false,
+                false,
+                false,
+            ),
+            (
+                E::CLUSTER_AUTHORIZATION_FAILED,
+                true,
+                false,
+                Fail,
+                false,
+                false,
+                false,
+            ),
+        ];
+        for &(code, idem, explained, action, maybe, bump, leadership) in rows {
+            let want = Decision {
+                action,
+                maybe_written: maybe,
+                bump,
+                leadership,
+            };
+            assert_eq!(
+                on_answer(code, idem, explained),
+                want,
+                "{} idempotent={idem} explained={explained}",
+                code.name()
+            );
+        }
+    }
+
+    #[test]
+    fn unanswered_attempts_may_be_written_and_given_up_batches_leave_a_gap() {
+        let retry_maybe_written = Decision {
+            action: Retry,
+            maybe_written: true,
+            bump: false,
+            leadership: false,
+        };
+        assert_eq!(UNANSWERED, retry_maybe_written);
+        assert_eq!(given_up(true, false), (true, false), "gap: rewind");
+        assert_eq!(given_up(true, true), (true, true), "gap: bump");
+        assert_eq!(given_up(false, true), (false, false), "nothing to renumber");
+    }
+
+    #[test]
+    fn the_shared_state_is_versioned() {
+        let s = ProducerState::default();
+        let a = s.get();
+        assert!(!a.ready && !a.bump_wanted);
+        assert!(a.hold(true, true), "no ids yet");
+        assert!(!a.hold(false, true), "not idempotent");
+        let ids = ProducerIds {
+            producer_id: 4,
+            epoch: 0,
+        };
+        s.set_ids(ids, false);
+        let b = s.get();
+        assert_eq!((b.ids, b.ready, b.version), (ids, true, 1));
+        assert!(!b.hold(true, true));
+        assert!(b.hold(true, false), "ids not adopted yet");
+        s.want_bump();
+        s.want_bump();
+        let c = s.get();
+        assert!(c.bump_wanted && c.hold(true, true));
+        assert_eq!(c.version, 2, "a second ask changes nothing");
+        s.set_ids(ProducerIds { epoch: 1, ..ids }, true);
+        let d = s.get();
+        assert!(!d.bump_wanted);
+        assert_eq!((d.ids.epoch, d.version), (1, 3));
+    }
+}
