@@ -260,7 +260,6 @@ impl Producer {
         } = record;
         let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &headers);
         let pending = PendingRecord {
-            since: None,
             key,
             value,
             headers,
@@ -289,7 +288,6 @@ impl Producer {
         let (key, value) = (key.into_payload(), value.into_payload());
         let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &[]);
         let pending = PendingRecord {
-            since: None,
             key,
             value,
             headers: Vec::new(),

@@ -35,9 +35,6 @@ pub(crate) struct PendingRecord {
     pub completer: Completer,
     /// Bytes reserved from the producer's buffer for it.
     pub reserved: usize,
-    /// When it started waiting, if it waited for its topic's metadata before reaching a ring
-    /// (`None`: it went straight to its ring). Its delivery timeout counts from there.
-    pub since: Option<Instant>,
 }
 
 impl PendingRecord {
@@ -307,10 +304,9 @@ impl Accumulator {
         if !self.builder.is_empty() && self.builder.size_uncompressed() + size > batch_size {
             self.close(ids, compressor)?;
         }
-        // The delivery timeout runs from the oldest record's send (records that waited for
-        // metadata bring when they started waiting).
-        let since = r.since.map_or(now, |t| t.min(now));
-        self.open_since = Some(self.open_since.map_or(since, |t| t.min(since)));
+        if self.open_since.is_none() {
+            self.open_since = Some(now);
+        }
         self.builder.append(
             r.timestamp,
             r.key.as_deref(),
@@ -320,6 +316,14 @@ impl Accumulator {
         self.completions.push(r.timestamp, r.completer);
         self.reserved += r.reserved;
         Ok(())
+    }
+
+    /// Records that waited for metadata before reaching the ring joined the open batch: its
+    /// delivery timeout (and linger) count from `since`, when the first of them was sent.
+    pub fn waited_since(&mut self, since: Instant) {
+        if let Some(t) = self.open_since.as_mut() {
+            *t = (*t).min(since);
+        }
     }
 
     /// When the open batch is due by linger.
@@ -611,7 +615,6 @@ mod tests {
         let value = Bytes::copy_from_slice(v.as_bytes());
         (
             PendingRecord {
-                since: None,
                 reserved: PendingRecord::buffer_size(None, Some(&value), &[]),
                 key: None,
                 value: Some(value),
@@ -849,10 +852,10 @@ mod tests {
         let t0 = Instant::now();
         let mut a = Accumulator::default();
         let mut c = none();
-        let (mut r, _h) = rec("v");
-        r.since = Some(t0);
+        let (r, _h) = rec("v");
         a.append(r, t0 + Duration::from_secs(3), 1 << 20, IDS, &mut c)
             .unwrap();
+        a.waited_since(t0);
         let (r, _h) = rec("w");
         a.append(r, t0 + Duration::from_secs(4), 1 << 20, IDS, &mut c)
             .unwrap();

@@ -3,7 +3,7 @@
 //! No sockets here; time comes in as `now`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -169,6 +169,8 @@ impl Shared {
             sticky: t.sticky.clone(),
             partition_count: t.partition_count.clone(),
             acc: Mutex::new(Accumulator::default()),
+            waited: AtomicBool::new(false),
+            waited_since: Mutex::new(None),
         })
     }
 
@@ -196,9 +198,8 @@ impl Shared {
                     let Unplaced {
                         since,
                         partition,
-                        mut record,
+                        record,
                     } = u;
-                    record.since = Some(since);
                     let reserved = record.reserved;
                     let p = match self.place(t, &parts, partition, record.key.as_deref()) {
                         Ok(p) => &parts[p],
@@ -212,6 +213,9 @@ impl Shared {
                             continue;
                         }
                     };
+                    // Its delivery timeout counts from its send: tell the owner (before the
+                    // push, which publishes it).
+                    p.note_waited(since);
                     match p.ring.push(record) {
                         Ok(()) => self.pushed(p),
                         Err(record) => {

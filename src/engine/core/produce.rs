@@ -55,11 +55,17 @@ impl EngineCore {
             let _ = acc.adopt(ids);
             let mut drained = 0;
             let mut failed = None;
+            // Records that waited for metadata come first on the ring: the batch they join
+            // counts its delivery timeout from their send.
+            let mut waited = p.take_waited();
             while let Some(r) = p.ring.pop() {
                 drained += 1;
                 if let Err(e) = acc.append(r, now, batch_size, ids, &mut self.compressor) {
                     failed = Some(e);
                     break;
+                }
+                if let Some(t) = waited.take() {
+                    acc.waited_since(t);
                 }
             }
             if drained > 0 {
