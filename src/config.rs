@@ -537,6 +537,12 @@ impl ProducerConfigBuilder {
                 "retry.backoff.max.ms" => self.retry_backoff_max(ms()?),
                 "metadata.max.age.ms" => self.metadata_max_age(ms()?),
                 "socket.connection.setup.timeout.ms" => self.connection_setup_timeout(ms()?),
+                // kprod always tries every address a name resolves to, in order (the Java
+                // client's default).
+                "client.dns.lookup" => match value {
+                    "use_all_dns_ips" | "default" => self,
+                    _ => return Err(bad("kprod supports use_all_dns_ips only")),
+                },
                 "max.request.size" | "message.max.bytes" => self.max_request_size(num()? as usize),
                 "partitioner" => {
                     self.partitioner(BuiltinPartitioner::from_name(value).ok_or_else(|| {
@@ -769,10 +775,13 @@ mod tests {
                 ("queue.buffering.max.kbytes", "4096"),
                 ("partitioner", "consistent_random"),
                 ("message.timeout.ms", "60000"),
+                ("socket.connection.setup.timeout.ms", "2500"),
+                ("client.dns.lookup", "use_all_dns_ips"),
             ])
             .unwrap()
             .build_config()
             .unwrap();
+        assert_eq!(c.connection_setup_timeout, Duration::from_millis(2500));
         assert_eq!(c.linger, Duration::from_millis(7));
         assert_eq!(
             c.compression,
@@ -786,6 +795,10 @@ mod tests {
             ("linger.ms", "soon"),
             ("acks", "2"),
             ("enable.idempotence", "yes"),
+            (
+                "client.dns.lookup",
+                "resolve_canonical_bootstrap_servers_only",
+            ),
             ("no.such", "1"),
         ] {
             assert_eq!(option_of(base().from_properties([(k, v)]).unwrap_err()), k);

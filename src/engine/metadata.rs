@@ -169,6 +169,7 @@ impl Shared {
             sticky: t.sticky.clone(),
             partition_count: t.partition_count.clone(),
             acc: Mutex::new(Accumulator::default()),
+            lingering: AtomicBool::new(false),
             waited: AtomicBool::new(false),
             waited_since: Mutex::new(None),
         })

@@ -97,6 +97,9 @@ pub(crate) struct PartitionState {
     pub partition_count: Arc<AtomicU32>,
     /// Batch state; locked only by I/O threads (the owner, and whoever gets its responses).
     pub acc: Mutex<Accumulator>,
+    /// Whether the open batch has records (its linger is running): set by the owner, read by
+    /// callers to know whether their record starts a batch (then a parked owner is woken).
+    pub lingering: AtomicBool,
     /// The earliest send time of records that waited for metadata and were then pushed on the
     /// ring (rare): the owner backdates the batch they join to it. `waited` says it is set.
     waited: AtomicBool,

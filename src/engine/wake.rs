@@ -39,11 +39,19 @@ impl ThreadWake {
         }
     }
 
-    /// A record was pushed on a ring this thread drains, which now holds `ring_len`.
+    /// A record was pushed on a ring this thread drains, which now holds `ring_len`;
+    /// `starts_batch`: its partition has no open batch (its linger starts with this record).
     #[inline]
-    pub fn record_pushed(&self, ring_len: usize, threshold: usize, metrics: &Metrics) {
+    pub fn record_pushed(
+        &self,
+        ring_len: usize,
+        starts_batch: bool,
+        threshold: usize,
+        metrics: &Metrics,
+    ) {
         let state = self.parked.load(SeqCst);
-        let needed = state == PARKED_IDLE || (state == PARKED_TIMED && ring_len >= threshold);
+        let needed = state == PARKED_IDLE
+            || (state == PARKED_TIMED && (starts_batch || ring_len >= threshold));
         if needed && self.parked.swap(RUNNING, SeqCst) != RUNNING {
             Metrics::add(&metrics.wakeups, 1);
             (self.waker)();

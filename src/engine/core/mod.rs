@@ -165,7 +165,11 @@ impl EngineCore {
                 && self.can_ask_metadata())
             || self.owned.iter().any(|p| {
                 let n = p.ring.len();
-                n > 0 && (urgent || state == PARKED_IDLE || n >= threshold)
+                n > 0
+                    && (urgent
+                        || state == PARKED_IDLE
+                        || n >= threshold
+                        || !p.lingering.load(SeqCst))
             })
             || (urgent && self.has_open_batches())
     }

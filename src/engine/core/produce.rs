@@ -117,6 +117,10 @@ impl EngineCore {
             // Counting it here kept the thread turning without a pause while a broker was
             // down (found by the simulation).
             let next = next.filter(|&t| t > now);
+            let lingering = acc.open_len() > 0;
+            if p.lingering.load(Relaxed) != lingering {
+                p.lingering.store(lingering, SeqCst);
+            }
             drop(acc);
             for b in expired {
                 let e = self
