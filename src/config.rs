@@ -587,20 +587,9 @@ impl ProducerConfigBuilder {
         c.compression = CompressionConfig::new(c.compression.compression, self.compression_level)
             .map_err(|e| Error::config("compression_level", e.to_string()))?;
         // Idempotence: explicit conflicts are errors; the default gives way (as the Java client).
+        // (`validate` refuses an explicit `true` that acks or max_in_flight contradict.)
         c.idempotence = match self.idempotence {
-            Some(true) => {
-                if c.acks != Acks::All {
-                    return Err(Error::config("idempotence", "requires acks=all"));
-                }
-                if c.max_in_flight > 5 {
-                    return Err(Error::config(
-                        "max_in_flight",
-                        "must be at most 5 with idempotence",
-                    ));
-                }
-                true
-            }
-            Some(false) => false,
+            Some(on) => on,
             None => c.acks == Acks::All && c.max_in_flight <= 5,
         };
         c.validate()?;
