@@ -127,11 +127,23 @@ impl Decision {
 
 /// What a partition's error code in a Produce answer means for the batch it answers.
 ///
-/// `idempotent`: the batch carries a producer id. `explained`: for OUT_OF_ORDER_SEQUENCE_NUMBER,
-/// whether the producer's own state accounts for it (a bump already wanted, a gap waiting for
-/// its rewind, or an earlier batch of the partition still outstanding that this one overtook);
-/// if not, the broker lost track of the producer's sequences.
-pub(crate) fn on_answer(code: ErrorCode, idempotent: bool, explained: bool) -> Decision {
+/// `idempotent`: the batch carries a producer id. `maybe_written`: an earlier attempt of it
+/// ended without a definite answer. `explained`: for OUT_OF_ORDER_SEQUENCE_NUMBER, whether the
+/// producer's own state accounts for it (a bump already wanted, a gap waiting for its rewind,
+/// or an earlier batch of the partition still outstanding that this one overtook); if not, the
+/// broker lost track of the producer's sequences.
+///
+/// A maybe-written batch that the broker answers as if it had lost the producer's state
+/// (unexplained OUT_OF_ORDER, UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH) fails at once: sent
+/// again under its own ids it can never be settled, and it must not be renumbered (the broker
+/// may have it). It used to be resent until its delivery timeout, holding its partition — and
+/// the epoch bump — all that time.
+pub(crate) fn on_answer(
+    code: ErrorCode,
+    idempotent: bool,
+    maybe_written: bool,
+    explained: bool,
+) -> Decision {
     use Action::*;
     let leadership = matches!(
         code,
@@ -148,12 +160,16 @@ pub(crate) fn on_answer(code: ErrorCode, idempotent: bool, explained: bool) -> D
         // stays as it is).
         ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if idempotent => Decision {
             bump: !explained,
-            ..Decision::of(Retry)
+            ..Decision::of(if maybe_written && !explained {
+                Fail
+            } else {
+                Retry
+            })
         },
         ErrorCode::UNKNOWN_PRODUCER_ID | ErrorCode::INVALID_PRODUCER_EPOCH if idempotent => {
             Decision {
                 bump: true,
-                ..Decision::of(Retry)
+                ..Decision::of(if maybe_written { Fail } else { Retry })
             }
         }
         // These the broker may give after appending (a replication timeout; leadership
@@ -192,41 +208,53 @@ mod tests {
     use super::*;
     use Action::*;
 
-    /// (code, idempotent, explained) → (action, maybe written, bump, leadership).
+    /// (code, idempotent, maybe written before, explained) → (action, maybe written, bump,
+    /// leadership).
     #[test]
     fn every_answer_row_by_row() {
         use ErrorCode as E;
+        /// (code, idempotent, maybe written before, explained, action, maybe written, bump,
+        /// leadership).
+        type Row = (ErrorCode, bool, bool, bool, Action, bool, bool, bool);
         #[rustfmt::skip]
-        let rows: &[(ErrorCode, bool, bool, Action, bool, bool, bool)] = &[
-            (E::NONE,                             true,  false, Ack { duplicate: false }, false, false, false),
-            (E::DUPLICATE_SEQUENCE_NUMBER,        true,  false, Ack { duplicate: true },  false, false, false),
-            // The broker lost this producer's sequences: bump.
-            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     true,  false, Retry, false, true,  false),
+        let rows: &[Row] = &[
+            // code                               idem   maybe  expl.  action                   maybe  bump   leader
+            (E::NONE,                             true,  false, false, Ack { duplicate: false }, false, false, false),
+            (E::DUPLICATE_SEQUENCE_NUMBER,        true,  true,  false, Ack { duplicate: true },  false, false, false),
+            // The broker lost this producer's sequences: bump, and resend after it.
+            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     true,  false, false, Retry, false, true,  false),
+            // ... unless the broker may have the batch: it can never be settled, fail it.
+            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     true,  true,  false, Fail,  false, true,  false),
             // Our own state explains it (a gap, a bump under way, an overtaking batch).
-            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     true,  true,  Retry, false, false, false),
+            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     true,  false, true,  Retry, false, false, false),
+            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     true,  true,  true,  Retry, false, false, false),
             // Without idempotence it is just a non-retriable code.
-            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     false, false, Fail,  false, false, false),
-            (E::UNKNOWN_PRODUCER_ID,              true,  false, Retry, false, true,  false),
-            (E::INVALID_PRODUCER_EPOCH,           true,  true,  Retry, false, true,  false),
-            (E::UNKNOWN_PRODUCER_ID,              false, false, Fail,  false, false, false),
+            (E::OUT_OF_ORDER_SEQUENCE_NUMBER,     false, false, false, Fail,  false, false, false),
+            (E::UNKNOWN_PRODUCER_ID,              true,  false, false, Retry, false, true,  false),
+            (E::UNKNOWN_PRODUCER_ID,              true,  true,  false, Fail,  false, true,  false),
+            (E::INVALID_PRODUCER_EPOCH,           true,  false, true,  Retry, false, true,  false),
+            (E::INVALID_PRODUCER_EPOCH,           true,  true,  false, Fail,  false, true,  false),
+            (E::UNKNOWN_PRODUCER_ID,              false, false, false, Fail,  false, false, false),
             // What a broker may answer after appending: maybe written.
-            (E::REQUEST_TIMED_OUT,                true,  false, Retry, true,  false, false),
-            (E::NOT_ENOUGH_REPLICAS_AFTER_APPEND, true,  false, Retry, true,  false, false),
-            (E::NETWORK_EXCEPTION,                false, false, Retry, true,  false, false),
-            (E::NOT_LEADER_OR_FOLLOWER,           true,  false, Retry, true,  false, true),
+            (E::REQUEST_TIMED_OUT,                true,  false, false, Retry, true,  false, false),
+            (E::REQUEST_TIMED_OUT,                true,  true,  false, Retry, true,  false, false),
+            (E::NOT_ENOUGH_REPLICAS_AFTER_APPEND, true,  false, false, Retry, true,  false, false),
+            (E::NETWORK_EXCEPTION,                false, false, false, Retry, true,  false, false),
+            (E::NOT_LEADER_OR_FOLLOWER,           true,  false, false, Retry, true,  false, true),
             // Leadership moved: learn where (a leader hint, or metadata).
-            (E::LEADER_NOT_AVAILABLE,             true,  false, Retry, false, false, true),
-            (E::UNKNOWN_TOPIC_OR_PARTITION,       true,  false, Retry, false, false, true),
-            (E::FENCED_LEADER_EPOCH,              true,  false, Retry, false, false, true),
-            (E::NOT_ENOUGH_REPLICAS,              true,  false, Retry, false, false, false),
-            (E::CORRUPT_MESSAGE,                  true,  false, Retry, false, false, false),
-            // Non-retriable: given up.
-            (E::MESSAGE_TOO_LARGE,                true,  false, Fail,  false, false, false),
-            (E::INVALID_RECORD,                   true,  false, Fail,  false, false, false),
-            (E::TOPIC_AUTHORIZATION_FAILED,       true,  false, Fail,  false, false, false),
-            (E::CLUSTER_AUTHORIZATION_FAILED,     true,  false, Fail,  false, false, false),
+            (E::LEADER_NOT_AVAILABLE,             true,  true,  false, Retry, false, false, true),
+            (E::UNKNOWN_TOPIC_OR_PARTITION,       true,  false, false, Retry, false, false, true),
+            (E::FENCED_LEADER_EPOCH,              true,  false, false, Retry, false, false, true),
+            (E::NOT_ENOUGH_REPLICAS,              true,  false, false, Retry, false, false, false),
+            (E::CORRUPT_MESSAGE,                  true,  false, false, Retry, false, false, false),
+            // Non-retriable: given up (a gap; a bump too if it may be written: `given_up`).
+            (E::MESSAGE_TOO_LARGE,                true,  false, false, Fail,  false, false, false),
+            (E::MESSAGE_TOO_LARGE,                true,  true,  false, Fail,  false, false, false),
+            (E::INVALID_RECORD,                   true,  false, false, Fail,  false, false, false),
+            (E::TOPIC_AUTHORIZATION_FAILED,       true,  false, false, Fail,  false, false, false),
+            (E::CLUSTER_AUTHORIZATION_FAILED,     true,  false, false, Fail,  false, false, false),
         ];
-        for &(code, idem, explained, action, maybe, bump, leadership) in rows {
+        for &(code, idem, was_maybe, explained, action, maybe, bump, leadership) in rows {
             let want = Decision {
                 action,
                 maybe_written: maybe,
@@ -234,9 +262,9 @@ mod tests {
                 leadership,
             };
             assert_eq!(
-                on_answer(code, idem, explained),
+                on_answer(code, idem, was_maybe, explained),
                 want,
-                "{} idempotent={idem} explained={explained}",
+                "{} idempotent={idem} maybe_written={was_maybe} explained={explained}",
                 code.name()
             );
         }

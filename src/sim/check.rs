@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::{World, TOPIC};
 use crate::error::{Deadline, Error};
+use crate::protocol::ErrorCode;
 
 /// A record's story.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +147,17 @@ pub(super) fn check(w: &World) -> Result<(), String> {
                     Error::Timeout { deadline, .. } => {
                         matches!(deadline, Deadline::Delivery | Deadline::Metadata)
                     }
-                    Error::Kafka { code, .. } => w.sc.fatal_codes.contains(code),
+                    Error::Kafka { code, .. } => {
+                        w.sc.fatal_codes.contains(code)
+                            // A maybe-written batch the broker answers as if it lost the
+                            // producer's state fails with that answer (it cannot be settled).
+                            || matches!(
+                                *code,
+                                ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                                    | ErrorCode::UNKNOWN_PRODUCER_ID
+                                    | ErrorCode::INVALID_PRODUCER_EPOCH
+                            )
+                    }
                     _ => false,
                 };
                 if !named {

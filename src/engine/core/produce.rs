@@ -347,7 +347,7 @@ impl EngineCore {
                 let acc = p.acc.lock();
                 self.shared.producer.get().bump_wanted || acc.gap || !acc.is_next(&b)
             };
-            let d = idempotence::on_answer(code, b.ids.idempotent(), explained);
+            let d = idempotence::on_answer(code, b.ids.idempotent(), b.maybe_written, explained);
             if let Action::Ack { duplicate } = d.action {
                 {
                     let mut acc = p.acc.lock();
