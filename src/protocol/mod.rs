@@ -14,6 +14,8 @@ pub mod codec;
 pub mod compression;
 pub mod error_code;
 pub mod frame;
+#[cfg(test)]
+mod golden;
 pub mod messages;
 pub mod negotiation;
 pub mod record_batch;
