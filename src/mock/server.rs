@@ -105,31 +105,43 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
 }
 
+impl Broker {
+    /// Broker `id` at `addr`, listening on `listener` (`None`: no socket, for the simulation).
+    fn new(id: i32, addr: SocketAddr, listener: Option<TcpListener>) -> Broker {
+        Broker {
+            id,
+            addr,
+            listener: Mutex::new(listener),
+            conns: Mutex::new(Vec::new()),
+            stalled: AtomicBool::new(false),
+            latency: Mutex::new(Duration::ZERO),
+            advertised: Mutex::new(None),
+        }
+    }
+}
+
 impl Shared {
+    fn with_brokers(config: Config, state: State, brokers: Vec<Broker>) -> Shared {
+        Shared {
+            config,
+            state: Mutex::new(state),
+            brokers,
+            stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
     /// Binds one listener per broker.
     pub fn bind(config: Config, state: State, brokers: usize) -> std::io::Result<Shared> {
         let mut list = Vec::with_capacity(brokers);
         for i in 0..brokers {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             listener.set_nonblocking(true)?;
-            list.push(Broker {
-                id: i as i32 + 1,
-                addr: listener.local_addr()?,
-                listener: Mutex::new(Some(listener)),
-                conns: Mutex::new(Vec::new()),
-                stalled: AtomicBool::new(false),
-                latency: Mutex::new(Duration::ZERO),
-                advertised: Mutex::new(None),
-            });
+            let addr = listener.local_addr()?;
+            list.push(Broker::new(i as i32 + 1, addr, Some(listener)));
         }
-        Ok(Shared {
-            config,
-            state: Mutex::new(state),
-            brokers: list,
-            stop: AtomicBool::new(false),
-            threads: Mutex::new(Vec::new()),
-            next_conn: AtomicU64::new(1),
-        })
+        Ok(Shared::with_brokers(config, state, list))
     }
 
     /// Brokers without sockets, for the deterministic simulation: broker `n` is addressed as
@@ -137,24 +149,12 @@ impl Shared {
     #[cfg(test)]
     pub fn unbound(config: Config, state: State, brokers: usize) -> Shared {
         let list = (0..brokers)
-            .map(|i| Broker {
-                id: i as i32 + 1,
-                addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 9092)),
-                listener: Mutex::new(None),
-                conns: Mutex::new(Vec::new()),
-                stalled: AtomicBool::new(false),
-                latency: Mutex::new(Duration::ZERO),
-                advertised: Mutex::new(None),
+            .map(|i| {
+                let addr = SocketAddr::from(([10, 0, 0, i as u8 + 1], 9092));
+                Broker::new(i as i32 + 1, addr, None)
             })
             .collect();
-        Shared {
-            config,
-            state: Mutex::new(state),
-            brokers: list,
-            stop: AtomicBool::new(false),
-            threads: Mutex::new(Vec::new()),
-            next_conn: AtomicU64::new(1),
-        }
+        Shared::with_brokers(config, state, list)
     }
 
     /// The broker with this id.
