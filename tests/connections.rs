@@ -164,3 +164,29 @@ fn a_leader_hint_routes_records_without_a_metadata_round_trip() {
     assert_eq!(c.request_count(ApiKey::METADATA.0), metadata_before);
     p.close(Duration::from_secs(5)).unwrap();
 }
+
+/// Metadata v13 (KIP-1102) can fail a whole response (REBOOTSTRAP_REQUIRED): such an answer
+/// describes nothing, so the producer asks again after its backoff and delivers once an answer
+/// describes the cluster — it neither takes the empty answer as the cluster's state nor drops
+/// the connection.
+#[test]
+fn a_whole_metadata_response_error_is_asked_again() {
+    use kprod::protocol::{ApiKey, ErrorCode};
+    let c = MockCluster::builder().topic("t", 1).build().unwrap();
+    c.fail_requests(ApiKey::METADATA.0, &[ErrorCode::REBOOTSTRAP_REQUIRED; 2]);
+    let p = Producer::builder()
+        .bootstrap_servers(&c.bootstrap_servers())
+        .linger(Duration::ZERO)
+        .retry_backoff(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let meta = p.produce("t", (), "v").expect("delivered after the errors");
+    assert_eq!(meta.partition, 0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The fault took effect: v13 was used and the two failed answers were asked again.
+    assert!(c.api_versions_used(ApiKey::METADATA.0).contains(&13));
+    assert!(c.request_count(ApiKey::METADATA.0) >= 3);
+    assert!(c.errors().is_empty(), "{:?}", c.errors());
+    p.close(Duration::from_secs(5)).unwrap();
+}

@@ -233,3 +233,42 @@ fn garbage_gives_errors_not_panics() {
         Err(DecodeError::InvalidUtf8 { what: "header key" })
     );
 }
+
+/// Every decoder of every message kprod speaks (the generated table), at every version, both
+/// directions: hostile counts and lengths (`i32::MAX`, `-2`, varints that overflow) and every
+/// truncation of such a body give an error, never a panic or an allocation sized by the count.
+#[test]
+fn every_decoder_rejects_hostile_counts_at_every_version() {
+    use kprod::protocol::messages::{decode_any, MESSAGES};
+    let hostile: Vec<Vec<u8>> = vec![
+        [0x7f, 0xff, 0xff, 0xff].repeat(8), // i32::MAX counts and lengths
+        [0xff, 0xff, 0xff, 0xfe].repeat(8), // -2
+        [0xff, 0xff, 0xff, 0xff, 0x0f].repeat(6), // compact: u32::MAX - 1 elements
+        vec![0xff; 40],                     // varints that never end
+        vec![
+            0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0x80, 0x80, 0x80, 0x80, 0x10,
+        ],
+    ];
+    let mut checked = 0;
+    for m in MESSAGES {
+        for v in m.versions() {
+            for response in [false, true] {
+                for body in &hostile {
+                    for cut in 0..=body.len() {
+                        if let Ok(()) = decode_any(m.api_key, v, response, &body[..cut]) {
+                            // Only a body this short can be a whole message (all fields
+                            // absent at this version, or a few fixed-size ones).
+                            assert!(
+                                cut <= 24,
+                                "{:?} v{v}: {cut} hostile bytes decoded",
+                                m.api_key
+                            );
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked}");
+}

@@ -630,7 +630,7 @@ fn set_latency_delays_every_response() {
     cluster.set_latency(1, latency);
     let mut c = Raw::connect(cluster.broker_addr(1));
     let t = Instant::now();
-    let _: ApiVersionsResponse = c.call(&ApiVersionsRequest::default(), 3);
+    let _: ApiVersionsResponse = c.call(&ApiVersionsRequest::kprod(), 3);
     assert!(t.elapsed() >= latency, "{:?}", t.elapsed());
     // Pipelined requests: answered in order, none before its latency.
     let t = Instant::now();
@@ -642,11 +642,11 @@ fn set_latency_delays_every_response() {
     // The other broker is unaffected, and zero turns it off.
     let mut other = Raw::connect(cluster.broker_addr(2));
     let t = Instant::now();
-    let _: ApiVersionsResponse = other.call(&ApiVersionsRequest::default(), 3);
+    let _: ApiVersionsResponse = other.call(&ApiVersionsRequest::kprod(), 3);
     assert!(t.elapsed() < latency, "{:?}", t.elapsed());
     cluster.set_latency(1, Duration::ZERO);
     let t = Instant::now();
-    let _: ApiVersionsResponse = c.call(&ApiVersionsRequest::default(), 3);
+    let _: ApiVersionsResponse = c.call(&ApiVersionsRequest::kprod(), 3);
     assert!(t.elapsed() < latency, "{:?}", t.elapsed());
 }
 
@@ -662,7 +662,7 @@ fn broker_down_refuses_connections_until_broker_up() {
         .unwrap();
     let addr = cluster.broker_addr(2);
     let mut live = Raw::connect(addr);
-    let _: ApiVersionsResponse = live.call(&ApiVersionsRequest::default(), 3);
+    let _: ApiVersionsResponse = live.call(&ApiVersionsRequest::kprod(), 3);
     cluster.broker_down(2);
     assert!(!cluster.is_broker_up(2));
     live.expect_closed();
@@ -676,7 +676,7 @@ fn broker_down_refuses_connections_until_broker_up() {
     );
     cluster.broker_up(2);
     let mut back = Raw::connect(addr);
-    let r: ApiVersionsResponse = back.call(&ApiVersionsRequest::default(), 3);
+    let r: ApiVersionsResponse = back.call(&ApiVersionsRequest::kprod(), 3);
     assert_eq!(r.error_code, 0);
     assert_eq!(
         code(&back.produce(11, "t", 1, batch(-1, -1, -1, 1))),
@@ -1308,7 +1308,7 @@ fn versions_and_counts_are_recorded_and_out_of_range_versions_are_refused() {
     let cluster = MockCluster::builder().build().unwrap();
     let mut c = Raw::connect(cluster.broker_addr(1));
     for v in [3, 0, 2] {
-        let r: ApiVersionsResponse = c.call(&ApiVersionsRequest::default(), v);
+        let r: ApiVersionsResponse = c.call(&ApiVersionsRequest::kprod(), v);
         assert_eq!(r.error_code, 0);
         assert!(r
             .api_keys
@@ -1333,7 +1333,7 @@ fn versions_and_counts_are_recorded_and_out_of_range_versions_are_refused() {
         .unwrap();
     let mut c = Raw::connect(legacy.broker_addr(1));
     // ApiVersions v3 gets UNSUPPORTED_VERSION in a v0 body.
-    let cid = c.send(&ApiVersionsRequest::default(), 3);
+    let cid = c.send(&ApiVersionsRequest::kprod(), 3);
     let frame = c.read_frame().unwrap();
     let (got, r) = decode_response::<ApiVersionsRequest>(&frame, 0).unwrap();
     assert_eq!(
@@ -1424,13 +1424,13 @@ fn drop_joins_every_thread_and_closes_every_socket() {
         .unwrap();
     let addrs = [cluster.broker_addr(1), cluster.broker_addr(2)];
     let mut idle = Raw::connect(addrs[0]);
-    let _: ApiVersionsResponse = idle.call(&ApiVersionsRequest::default(), 3);
+    let _: ApiVersionsResponse = idle.call(&ApiVersionsRequest::kprod(), 3);
     let mut stalled = Raw::connect(addrs[1]);
     cluster.stall(2, true);
-    stalled.send(&ApiVersionsRequest::default(), 3);
+    stalled.send(&ApiVersionsRequest::kprod(), 3);
     let mut slow = Raw::connect(addrs[0]);
     cluster.set_latency(1, Duration::from_secs(60));
-    slow.send(&ApiVersionsRequest::default(), 3);
+    slow.send(&ApiVersionsRequest::kprod(), 3);
     #[cfg(target_os = "linux")]
     assert!(wait_for(Duration::from_secs(5), || threads_of(
         addrs[0].port()

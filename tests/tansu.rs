@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kprod::protocol::compression::{Compression, CompressionConfig, Compressor};
-use kprod::protocol::messages::api_versions::{decode_api_versions_response, ApiVersionsRequest};
+use kprod::protocol::messages::api_versions::ApiVersionsRequest;
 use kprod::protocol::messages::init_producer_id::InitProducerIdRequest;
 use kprod::protocol::messages::metadata::MetadataRequest;
 use kprod::protocol::messages::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use kprod::protocol::messages::Request;
+use kprod::protocol::negotiation::decode_api_versions_response;
 use kprod::protocol::record_batch::{BatchHeader, Header, RecordBatchBuilder};
 use kprod::protocol::{
     decode_response, encode_request, ApiKey, BrokerVersions, ErrorCode, FrameSplitter,
@@ -182,7 +183,7 @@ impl Conn {
         self.correlation += 1;
         let mut wire = Vec::new();
         encode_request(
-            &ApiVersionsRequest::default(),
+            &ApiVersionsRequest::kprod(),
             3,
             self.correlation,
             Some("kprod-test"),

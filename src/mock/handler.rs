@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::protocol::codec::Writer;
-use crate::protocol::frame::{begin_frame, end_frame};
 use crate::protocol::messages::api_versions::{
     ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
 };
@@ -33,7 +31,14 @@ use crate::protocol::{decode_request, encode_response, ApiKey, ErrorCode, Reques
 
 use super::server::Shared;
 use super::state::{valid_topic_name, SequenceCheck, State, MAX_BATCH_DECOMPRESSED};
+use super::txn;
 use super::ProduceCapture;
+use crate::protocol::messages::add_offsets_to_txn::AddOffsetsToTxnRequest;
+use crate::protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
+use crate::protocol::messages::end_txn::EndTxnRequest;
+use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
+use crate::protocol::messages::message_info;
+use crate::protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 
 /// The most partitions CreateTopics may ask for (a hostile count must not exhaust memory).
 const MAX_CREATE_PARTITIONS: i32 = 10_000;
@@ -57,9 +62,9 @@ impl Profile {
     /// Everything implemented, flexible versions everywhere.
     pub const MODERN: Profile = Profile {
         api_versions: 3,
-        metadata: 12,
-        produce: 11,
-        init_producer_id: 4,
+        metadata: 13,
+        produce: 12,
+        init_producer_id: 5,
         fetch: 12,
         list_offsets: 7,
         create_topics: 7,
@@ -75,24 +80,44 @@ impl Profile {
         create_topics: 4,
     };
 
-    /// (API, min, max) for every API offered.
-    pub fn ranges(&self) -> [(ApiKey, i16, i16); 8] {
-        [
+    /// (API, min, max) for every API offered; the transaction APIs only when the cluster
+    /// accepts transactions ([`super::txn`]).
+    pub fn ranges(&self, transactions: bool) -> Vec<(ApiKey, i16, i16)> {
+        // A modern broker offers what kprod implements; a legacy one no flexible version.
+        let modern = self.api_versions >= 3;
+        let upto = |api: ApiKey, legacy: i16| {
+            let m = message_info(api).expect("a message kprod implements");
+            (
+                api,
+                m.min_version,
+                if modern { m.max_version } else { legacy },
+            )
+        };
+        let mut r = vec![
             (ApiKey::PRODUCE, 3, self.produce),
             // librdkafka uses the v2 record format only when Fetch v4+ is offered (zstd: v10+),
             // and lz4 only when FindCoordinator is, as every real broker does.
             (ApiKey::FETCH, 4, self.fetch),
             (ApiKey::LIST_OFFSETS, 1, self.list_offsets),
             (ApiKey::METADATA, 1, self.metadata),
-            (ApiKey::FIND_COORDINATOR, 0, 2),
+            upto(ApiKey::FIND_COORDINATOR, 2),
             (ApiKey::API_VERSIONS, 0, self.api_versions),
             (ApiKey::CREATE_TOPICS, 2, self.create_topics),
             (ApiKey::INIT_PRODUCER_ID, 0, self.init_producer_id),
-        ]
+        ];
+        if transactions {
+            r.extend([
+                upto(ApiKey::ADD_PARTITIONS_TO_TXN, 2),
+                upto(ApiKey::ADD_OFFSETS_TO_TXN, 2),
+                upto(ApiKey::END_TXN, 2),
+                upto(ApiKey::TXN_OFFSET_COMMIT, 2),
+            ]);
+        }
+        r
     }
 
-    fn range(&self, api: ApiKey) -> Option<(i16, i16)> {
-        self.ranges()
+    fn range(&self, api: ApiKey, transactions: bool) -> Option<(i16, i16)> {
+        self.ranges(transactions)
             .iter()
             .find(|r| r.0 == api)
             .map(|&(_, lo, hi)| (lo, hi))
@@ -121,7 +146,11 @@ pub(crate) enum Outcome {
     Close(String),
 }
 
-fn respond<R: Request>(resp: &R::Response, version: i16, correlation_id: i32) -> Outcome {
+pub(super) fn respond<R: Request>(
+    resp: &R::Response,
+    version: i16,
+    correlation_id: i32,
+) -> Outcome {
     let mut out = Vec::new();
     match encode_response::<R>(resp, version, correlation_id, &mut out) {
         Ok(()) => Outcome::Respond(out),
@@ -135,7 +164,10 @@ pub(crate) fn handle(shared: &Shared, broker: i32, header: &RequestHeader, body:
     let cid = header.correlation_id;
     let api = header.api_key;
     let profile = shared.config.profile;
-    let Some((lo, hi)) = profile.range(api) else {
+    if api != ApiKey::PRODUCE && api != ApiKey::FETCH {
+        shared.state.lock().capture_request(broker, header, body);
+    }
+    let Some((lo, hi)) = profile.range(api, shared.config.transactions) else {
         return Outcome::Close(format!("unsupported API {api:?} v{v}"));
     };
     if api == ApiKey::API_VERSIONS {
@@ -180,7 +212,19 @@ pub(crate) fn handle(shared: &Shared, broker: i32, header: &RequestHeader, body:
                 None => Outcome::Wait(Box::new(pending)),
             }
         }
-        ApiKey::FIND_COORDINATOR => find_coordinator(shared, v, cid),
+        ApiKey::FIND_COORDINATOR => {
+            txn::find_coordinator(shared, broker, v, cid, decode!(FindCoordinatorRequest))
+        }
+        ApiKey::ADD_PARTITIONS_TO_TXN => {
+            txn::add_partitions_to_txn(shared, v, cid, decode!(AddPartitionsToTxnRequest))
+        }
+        ApiKey::ADD_OFFSETS_TO_TXN => {
+            txn::add_offsets_to_txn(shared, v, cid, decode!(AddOffsetsToTxnRequest))
+        }
+        ApiKey::TXN_OFFSET_COMMIT => {
+            txn::txn_offset_commit(shared, v, cid, decode!(TxnOffsetCommitRequest))
+        }
+        ApiKey::END_TXN => txn::end_txn(shared, v, cid, decode!(EndTxnRequest)),
         _ => Outcome::Close(format!("unsupported API {api:?} v{v}")),
     }
 }
@@ -189,7 +233,7 @@ fn api_versions(shared: &Shared, v: i16, cid: i32, body: &[u8]) -> Outcome {
     let profile = shared.config.profile;
     let forced = shared.state.lock().take_failure(ApiKey::API_VERSIONS.0);
     let api_keys = profile
-        .ranges()
+        .ranges(shared.config.transactions)
         .iter()
         .map(|&(k, lo, hi)| ApiVersion {
             api_key: k.0,
@@ -306,6 +350,15 @@ fn metadata(shared: &Shared, v: i16, cid: i32, req: MetadataRequest) -> Outcome 
             })
             .collect(),
     };
+    if forced == Some(ErrorCode::REBOOTSTRAP_REQUIRED) && v >= 13 {
+        // A whole-response error (KIP-1102): no brokers, no topics.
+        drop(st);
+        let resp = MetadataResponse {
+            error_code: ErrorCode::REBOOTSTRAP_REQUIRED.0,
+            ..Default::default()
+        };
+        return respond::<MetadataRequest>(&resp, v, cid);
+    }
     let topics = match forced {
         Some(code) => topics
             .into_iter()
@@ -635,7 +688,7 @@ fn fetch_response(
                         (Some(code), _) => code,
                         (None, None) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                         (None, Some(part)) if part.leader != broker => {
-                            r.current_leader = LeaderIdAndEpoch {
+                            r.current_leader = crate::protocol::messages::fetch::LeaderIdAndEpoch {
                                 leader_id: part.leader,
                                 leader_epoch: part.leader_epoch,
                             };
@@ -759,28 +812,22 @@ fn create_topics(shared: &Shared, v: i16, cid: i32, req: CreateTopicsRequest) ->
     respond::<CreateTopicsRequest>(&resp, v, cid)
 }
 
-/// FindCoordinator v0–2 (classic encodings; no message module): the mock has no group or
-/// transaction coordinator, so it answers COORDINATOR_NOT_AVAILABLE, which consumers that
-/// only assign partitions tolerate.
-fn find_coordinator(shared: &Shared, v: i16, cid: i32) -> Outcome {
-    let code = shared
-        .state
-        .lock()
-        .take_failure(ApiKey::FIND_COORDINATOR.0)
-        .unwrap_or(ErrorCode::COORDINATOR_NOT_AVAILABLE);
-    let mut out = Vec::new();
-    let at = begin_frame(&mut out);
-    out.put_i32(cid);
-    if v >= 1 {
-        out.put_i32(0); // throttle time
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The modern profile offers, of every API the mock implements by message, exactly the
+    /// versions the message table gives (so a version added to a spec is served and tested),
+    /// and the legacy one a subset.
+    #[test]
+    fn profiles_follow_the_message_table() {
+        for (api, lo, hi) in Profile::MODERN.ranges(true) {
+            let m = message_info(api).expect("a message");
+            assert_eq!((lo.max(m.min_version), hi), (lo, m.max_version), "{api:?}");
+        }
+        for (api, lo, hi) in Profile::LEGACY.ranges(true) {
+            let m = message_info(api).expect("a message");
+            assert!(lo >= m.min_version && hi <= m.max_version, "{api:?}");
+        }
     }
-    out.put_i16(code.0);
-    if v >= 1 {
-        out.put_nullable_string(None, false); // error message
-    }
-    out.put_i32(-1); // node id
-    out.put_string("", false); // host
-    out.put_i32(-1); // port
-    end_frame(&mut out, at);
-    Outcome::Respond(out)
 }

@@ -51,6 +51,7 @@
 pub(crate) mod handler;
 pub(crate) mod server;
 mod state;
+mod txn;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -120,6 +121,25 @@ pub enum AppendError {
     Decode(DecodeError),
 }
 
+/// A request other than Produce and Fetch, as it arrived: kept (the last
+/// [`MAX_CAPTURED_REQUESTS`]) so tests can decode what a client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedRequest {
+    /// The broker that received it.
+    pub broker: i32,
+    /// The API key.
+    pub api_key: i16,
+    /// The version used.
+    pub api_version: i16,
+    /// The client id in the header.
+    pub client_id: Option<String>,
+    /// The body, after the request header.
+    pub body: Bytes,
+}
+
+/// How many [`CapturedRequest`]s a cluster keeps (the oldest go first).
+pub const MAX_CAPTURED_REQUESTS: usize = 4096;
+
 /// Builds a [`MockCluster`]; from [`MockCluster::builder`].
 #[derive(Debug, Clone)]
 pub struct MockClusterBuilder {
@@ -131,6 +151,7 @@ pub struct MockClusterBuilder {
     duplicate_as_error: bool,
     legacy: bool,
     first_producer_id: i64,
+    transactions: bool,
 }
 
 impl Default for MockClusterBuilder {
@@ -144,6 +165,7 @@ impl Default for MockClusterBuilder {
             duplicate_as_error: false,
             legacy: false,
             first_producer_id: 1000,
+            transactions: false,
         }
     }
 }
@@ -194,6 +216,18 @@ impl MockClusterBuilder {
         self
     }
 
+    /// Accept transactions without coordinating them: every broker says it coordinates every
+    /// group and transactional id, and AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit
+    /// and EndTxn are offered and succeed (unless `fail_requests` says otherwise). No
+    /// transaction state is kept and no markers are written, so a read_committed consumer
+    /// sees nothing isolated; this is for capturing what a transactional client sends
+    /// ([`MockCluster::requests`]). Default off: FindCoordinator answers
+    /// COORDINATOR_NOT_AVAILABLE and the transaction APIs are not offered.
+    pub fn accept_transactions(mut self, on: bool) -> Self {
+        self.transactions = on;
+        self
+    }
+
     /// The first producer id InitProducerId hands out; later ones count up (default 1000).
     pub fn first_producer_id(mut self, id: i64) -> Self {
         self.first_producer_id = id.max(0);
@@ -222,6 +256,7 @@ impl MockClusterBuilder {
             duplicate_as_error: self.duplicate_as_error,
             auto_create: self.auto_create,
             auto_create_partitions: self.auto_create_partitions,
+            transactions: self.transactions,
         };
         let mut state = State::new(self.brokers as i32, self.first_producer_id);
         for (name, partitions) in &self.topics {
@@ -545,6 +580,20 @@ impl MockCluster {
             .stats
             .get(&api_key)
             .map_or(0, |s| s.count)
+    }
+
+    /// The requests for API `api_key` that arrived (Produce and Fetch are not kept: see
+    /// [`produce_requests`](Self::produce_requests)), oldest first, as [`CapturedRequest`]s
+    /// for decoding with the message types.
+    pub fn requests(&self, api_key: i16) -> Vec<CapturedRequest> {
+        self.shared
+            .state
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.api_key == api_key)
+            .cloned()
+            .collect()
     }
 
     /// The distinct versions clients used for API `api_key`, ascending.

@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub duplicate_as_error: bool,
     pub auto_create: bool,
     pub auto_create_partitions: i32,
+    /// Answer the transaction APIs ([`super::txn`]).
+    pub transactions: bool,
 }
 
 /// One broker's sockets and knobs.

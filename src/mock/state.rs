@@ -7,9 +7,9 @@ use bytes::Bytes;
 
 use crate::protocol::codec::Uuid;
 use crate::protocol::record_batch::{decode_one, RecordBatch};
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, RequestHeader};
 
-use super::{AppendError, ProduceCapture, StoredRecord};
+use super::{AppendError, CapturedRequest, ProduceCapture, StoredRecord, MAX_CAPTURED_REQUESTS};
 
 /// The largest decompressed size of one batch the mock accepts.
 pub(crate) const MAX_BATCH_DECOMPRESSED: usize = 64 << 20;
@@ -83,6 +83,8 @@ pub(crate) struct State {
     pub stats: BTreeMap<i16, ApiStats>,
     pub errors: Vec<String>,
     pub captures: Vec<ProduceCapture>,
+    /// Requests other than Produce and Fetch, the last `MAX_CAPTURED_REQUESTS`.
+    pub requests: VecDeque<CapturedRequest>,
     /// Armed faults.
     pub fail: HashMap<i16, VecDeque<ErrorCode>>,
     /// Produce requests to answer with these codes after appending their batches.
@@ -130,6 +132,7 @@ impl State {
             stats: BTreeMap::new(),
             errors: Vec::new(),
             captures: Vec::new(),
+            requests: VecDeque::new(),
             fail: HashMap::new(),
             fail_after_append: VecDeque::new(),
             drop_on_request: vec![None; brokers as usize],
@@ -184,6 +187,20 @@ impl State {
     }
 
     /// Takes the next armed error for `api`, if any.
+    /// Keeps a request for [`super::MockCluster::requests`], dropping the oldest at the cap.
+    pub fn capture_request(&mut self, broker: i32, header: &RequestHeader, body: &[u8]) {
+        if self.requests.len() == MAX_CAPTURED_REQUESTS {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(CapturedRequest {
+            broker,
+            api_key: header.api_key.0,
+            api_version: header.api_version,
+            client_id: header.client_id.clone(),
+            body: Bytes::copy_from_slice(body),
+        });
+    }
+
     pub fn take_failure(&mut self, api: i16) -> Option<ErrorCode> {
         let q = self.fail.get_mut(&api)?;
         let e = q.pop_front();

@@ -4,43 +4,66 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
+use super::codec::{DecodeError, Reader};
 use super::messages::api_versions::ApiVersionsResponse;
 
 /// A Kafka API key (the first field of every request header).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ApiKey(pub i16);
 
-macro_rules! api_keys {
-    ($( $name:ident = $code:literal, $text:literal; )*) => {
-        impl ApiKey {
-            $(
-                #[doc = concat!("`", $text, "` (key ", stringify!($code), ").")]
-                pub const $name: ApiKey = ApiKey($code);
-            )*
-            /// The API's name as Kafka spells it, or `"Unknown"`.
-            pub fn name(self) -> &'static str {
-                match self.0 {
-                    $( $code => $text, )*
-                    _ => "Unknown",
-                }
-            }
-        }
-    };
+// The constants (`ApiKey::PRODUCE`, …) and `ApiKey::name` are generated with the message
+// table: see `messages/mod.rs`.
+
+/// What kprod implements of one API: one row of [`MESSAGES`](super::messages::MESSAGES), the
+/// table negotiation, framing and the mock read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The API key.
+    pub api_key: ApiKey,
+    /// The lowest version kprod implements.
+    pub min_version: i16,
+    /// The highest version kprod implements.
+    pub max_version: i16,
+    /// The first flexible (tagged-field) version; `i16::MAX` if none.
+    pub flexible_from: i16,
 }
 
-api_keys! {
-    PRODUCE = 0, "Produce";
-    FETCH = 1, "Fetch";
-    LIST_OFFSETS = 2, "ListOffsets";
-    METADATA = 3, "Metadata";
-    FIND_COORDINATOR = 10, "FindCoordinator";
-    SASL_HANDSHAKE = 17, "SaslHandshake";
-    API_VERSIONS = 18, "ApiVersions";
-    CREATE_TOPICS = 19, "CreateTopics";
-    INIT_PRODUCER_ID = 22, "InitProducerId";
-    ADD_PARTITIONS_TO_TXN = 24, "AddPartitionsToTxn";
-    END_TXN = 26, "EndTxn";
-    SASL_AUTHENTICATE = 36, "SaslAuthenticate";
+impl MessageInfo {
+    /// The versions kprod implements, as a range.
+    pub fn versions(&self) -> RangeInclusive<i16> {
+        self.min_version..=self.max_version
+    }
+}
+
+/// A request body, with its API key, implemented version range and its response type.
+/// Implemented by every message in [`messages`](super::messages), generated from its spec.
+pub trait Request: Sized + std::fmt::Debug + Clone + PartialEq {
+    /// The response to this request.
+    type Response: Response;
+    /// The API key.
+    const API_KEY: ApiKey;
+    /// The lowest version kprod implements.
+    const MIN_VERSION: i16;
+    /// The highest version kprod implements.
+    const MAX_VERSION: i16;
+    /// The first flexible (tagged-field) version; `i16::MAX` if none.
+    const FLEXIBLE_FROM: i16;
+    /// The versions kprod implements, as a range.
+    fn versions() -> RangeInclusive<i16> {
+        Self::MIN_VERSION..=Self::MAX_VERSION
+    }
+    /// Appends the body at `version` (which the caller has checked is in range).
+    fn encode(&self, version: i16, out: &mut Vec<u8>);
+    /// Reads the body at `version`.
+    fn decode(r: &mut Reader<'_>, version: i16) -> Result<Self, DecodeError>;
+}
+
+/// A response body.
+pub trait Response: Sized + std::fmt::Debug + Clone + PartialEq {
+    /// Appends the body at `version`.
+    fn encode(&self, version: i16, out: &mut Vec<u8>);
+    /// Reads the body at `version`.
+    fn decode(r: &mut Reader<'_>, version: i16) -> Result<Self, DecodeError>;
 }
 
 impl fmt::Debug for ApiKey {

@@ -105,24 +105,10 @@ impl Default for FrameSplitter {
     }
 }
 
-/// Whether `api` at `version` uses a flexible (tagged-field) encoding. Only meaningful for the
-/// APIs kprod implements; others are treated as non-flexible.
+/// Whether `api` at `version` uses a flexible (tagged-field) encoding, by the message table.
+/// APIs kprod does not implement are treated as non-flexible.
 pub fn is_flexible(api: ApiKey, version: i16) -> bool {
-    use super::messages::*;
-    let from = match api {
-        ApiKey::PRODUCE => produce::ProduceRequest::FLEXIBLE_FROM,
-        ApiKey::METADATA => metadata::MetadataRequest::FLEXIBLE_FROM,
-        ApiKey::API_VERSIONS => api_versions::ApiVersionsRequest::FLEXIBLE_FROM,
-        ApiKey::INIT_PRODUCER_ID => init_producer_id::InitProducerIdRequest::FLEXIBLE_FROM,
-        ApiKey::FETCH => fetch::FetchRequest::FLEXIBLE_FROM,
-        ApiKey::LIST_OFFSETS => list_offsets::ListOffsetsRequest::FLEXIBLE_FROM,
-        ApiKey::CREATE_TOPICS => create_topics::CreateTopicsRequest::FLEXIBLE_FROM,
-        // Not implemented as a message, but its header version matters to brokers built on
-        // this crate (FindCoordinator is flexible from v3).
-        ApiKey::FIND_COORDINATOR => 3,
-        _ => i16::MAX,
-    };
-    version >= from
+    super::messages::message_info(api).is_some_and(|m| version >= m.flexible_from)
 }
 
 /// Starts a length-prefixed frame: reserves the 4-byte prefix and returns its position for
@@ -157,7 +143,7 @@ pub fn encode_request_header(header: &RequestHeader, flexible: bool, out: &mut V
 /// use kprod::protocol::{encode_request, decode_request_header};
 /// use kprod::protocol::messages::api_versions::ApiVersionsRequest;
 /// let mut out = Vec::new();
-/// encode_request(&ApiVersionsRequest::default(), 3, 7, Some("me"), &mut out).unwrap();
+/// encode_request(&ApiVersionsRequest::kprod(), 3, 7, Some("me"), &mut out).unwrap();
 /// let (header, _body) = decode_request_header(&out[4..]).unwrap();
 /// assert_eq!((header.api_version, header.correlation_id), (3, 7));
 /// ```

@@ -26,8 +26,10 @@
 //! assert_eq!(x.version(), 2);
 //! ```
 
-use super::messages::api_versions::{decode_api_versions_response, ApiVersionsRequest};
-use super::messages::Request;
+use super::codec::{DecodeError, Reader};
+use super::frame::check_version;
+use super::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use super::messages::{Request, Response};
 use super::{ApiKey, BrokerVersions, ErrorCode};
 
 /// Where the exchange stands: the version of the request in flight.
@@ -98,11 +100,59 @@ impl ApiVersionsExchange {
     }
 }
 
+/// Decodes an ApiVersions response frame (without its length prefix) to a request sent at
+/// `version`, returning `(correlation_id, response, version_read)`.
+///
+/// When a broker does not support `version` it answers UNSUPPORTED_VERSION with a v0 body (the
+/// Java broker's behaviour); this reads such an answer at v0, so the caller can pick the
+/// highest ApiVersions version in `response.api_keys` (or v0) and ask again.
+///
+/// ```
+/// use kprod::protocol::messages::api_versions::*;
+/// use kprod::protocol::negotiation::decode_api_versions_response;
+/// use kprod::protocol::messages::Response;
+/// // A broker that only knows ApiVersions v0..=2 answering a v3 request.
+/// let mut frame = 9i32.to_be_bytes().to_vec(); // correlation id
+/// ApiVersionsResponse {
+///     error_code: 35,
+///     api_keys: vec![ApiVersion { api_key: 18, min_version: 0, max_version: 2 }],
+///     ..Default::default()
+/// }
+/// .encode(0, &mut frame);
+/// let (cid, resp, read_at) = decode_api_versions_response(&frame, 3).unwrap();
+/// assert_eq!((cid, resp.error_code, read_at), (9, 35, 0));
+/// assert_eq!(resp.api_keys[0].max_version, 2);
+/// ```
+pub fn decode_api_versions_response(
+    frame: &[u8],
+    version: i16,
+) -> Result<(i32, ApiVersionsResponse, i16), DecodeError> {
+    check_version::<ApiVersionsRequest>(version)?;
+    let mut r = Reader::new(frame);
+    let cid = r.i32("correlation id")?;
+    let body = r.rest();
+    let at = |v: i16| -> Result<ApiVersionsResponse, DecodeError> {
+        let mut r = Reader::new(body);
+        let resp = ApiVersionsResponse::decode(&mut r, v)?;
+        r.finish("ApiVersions")?;
+        Ok(resp)
+    };
+    let first_error = Reader::new(body).i16("error code")?;
+    if version > 0 && first_error == ErrorCode::UNSUPPORTED_VERSION.0 {
+        return Ok((cid, at(0)?, 0));
+    }
+    match at(version) {
+        Ok(resp) => Ok((cid, resp, version)),
+        // An old broker may answer any error in a v0 body; accept that rather than fail.
+        Err(e) if version > 0 => at(0).map(|resp| (cid, resp, 0)).map_err(|_| e),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
-    use crate::protocol::messages::Response;
+    use crate::protocol::messages::api_versions::ApiVersion;
 
     fn frame(version: i16, resp: &ApiVersionsResponse) -> Vec<u8> {
         let mut f = 7i32.to_be_bytes().to_vec();
@@ -176,5 +226,24 @@ mod tests {
             ApiVersionsExchange::new().on_response(&[0, 0]),
             Step::Failed(_)
         ));
+    }
+
+    #[test]
+    fn fallback_on_garbled_higher_version() {
+        // A body that only parses at v0 (no throttle time, no tags).
+        let mut frame = 1i32.to_be_bytes().to_vec();
+        ApiVersionsResponse {
+            error_code: 0,
+            api_keys: vec![ApiVersion {
+                api_key: 0,
+                min_version: 0,
+                max_version: 2,
+            }],
+            ..Default::default()
+        }
+        .encode(0, &mut frame);
+        let (_, resp, at) = decode_api_versions_response(&frame, 3).unwrap();
+        assert_eq!(at, 0);
+        assert_eq!(resp.api_keys.len(), 1);
     }
 }

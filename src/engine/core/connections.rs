@@ -147,13 +147,10 @@ impl EngineCore {
         c.state = State::Negotiating;
         c.connect_deadline = None;
         let v = c.exchange.version();
-        if let Err(e) = c.conn.send(
-            &ApiVersionsRequest::default(),
-            v,
-            true,
-            now,
-            Ctx::ApiVersions,
-        ) {
+        if let Err(e) = c
+            .conn
+            .send(&ApiVersionsRequest::kprod(), v, true, now, Ctx::ApiVersions)
+        {
             self.fail_conn(conn, now, Some(e.to_string()));
         }
     }
@@ -267,13 +264,7 @@ impl EngineCore {
         match c.exchange.on_response(frame) {
             Step::AskAgain(v) => c
                 .conn
-                .send(
-                    &ApiVersionsRequest::default(),
-                    v,
-                    true,
-                    now,
-                    Ctx::ApiVersions,
-                )
+                .send(&ApiVersionsRequest::kprod(), v, true, now, Ctx::ApiVersions)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             Step::Failed(why) => Err(why),

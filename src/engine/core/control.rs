@@ -213,8 +213,18 @@ impl EngineCore {
         self.control.metadata_in_flight = false;
         let (_, resp) =
             lenient::<MetadataRequest>(frame, version).map_err(|e| format!("Metadata: {e}"))?;
-        let applied = self.shared.apply_metadata(&resp);
         let cfg = &self.shared.config;
+        if resp.error_code != 0 {
+            // A whole-response error (v13+, KIP-1102, e.g. REBOOTSTRAP_REQUIRED): nothing in
+            // it is the cluster's state; ask again after the backoff.
+            log::warn!(
+                "kprod: Metadata answered {}; asking again",
+                ErrorCode(resp.error_code)
+            );
+            self.control.next_metadata = Some(now + cfg.retry_backoff);
+            return Ok(());
+        }
+        let applied = self.shared.apply_metadata(&resp);
         self.control.next_metadata = Some(if applied.unresolved > 0 {
             now + cfg.retry_backoff
         } else {
