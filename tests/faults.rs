@@ -490,9 +490,10 @@ fn slow_broker_fills_the_buffer() {
 /// close is bounded.
 #[test]
 fn bootstrap_unreachable_fails_every_record_clearly() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = dead.local_addr().unwrap().to_string();
-    drop(dead);
+    // Port 1: nothing listens there and no ephemeral port is ever it (a port bound and
+    // dropped could be handed to another test's broker, which this producer would then
+    // write into).
+    let addr = "127.0.0.1:1".to_string();
     let p = Producer::builder()
         .bootstrap_servers(&addr)
         .metadata_timeout(Duration::from_secs(2))

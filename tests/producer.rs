@@ -361,9 +361,10 @@ fn panicking_callback_is_caught_and_the_pool_goes_on() {
 #[test]
 fn full_buffer_blocks_then_hands_the_record_back() {
     // Nothing listens here: records wait for metadata and keep their buffer room.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = dead.local_addr().unwrap().to_string();
-    drop(dead);
+    // Port 1: nothing listens there and no ephemeral port is ever it (a port bound and
+    // dropped could be handed to another test's broker, which this producer would then
+    // write into).
+    let addr = "127.0.0.1:1".to_string();
     let p = Producer::builder()
         .bootstrap_servers(&addr)
         .buffer_records(10)
