@@ -3,7 +3,8 @@
 #   bash scripts/test.sh
 # Tiers: unit and property tests; the mock cluster (feature `mock`) with librdkafka against it,
 # faults included; librdkafka interop, both directions (the rdkafka crate builds
-# librdkafka from source: needs only cargo and a C compiler); hostile input; a real broker
+# librdkafka from source, with OpenSSL for TLS and SCRAM: scripts/install-deps.sh installs
+# Debian's libssl-dev if missing); TLS and SASL both ways; hostile input; a real broker
 # (tansu, installed from crates.io on first use, ~11 minutes on 2 cores, then cached in
 # ~/.cargo/bin); doc tests; and a build of every example and bench.
 set -euo pipefail
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs" >&2; exit 1; }
 command -v cc >/dev/null || command -v gcc >/dev/null || { echo "a C compiler is required (librdkafka builds from source)" >&2; exit 1; }
+bash scripts/install-deps.sh
 
 TANSU_VERSION=0.6.0
 if [ -n "${TANSU:-}" ]; then

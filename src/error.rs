@@ -153,6 +153,33 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// SASL authentication with a broker failed: wrong credentials, a mechanism the broker
+    /// does not enable, or a broker that could not prove it knows the credential (SCRAM).
+    /// Not retriable: the configuration must change.
+    #[error("{at}authentication with {broker} failed ({mechanism}): {message}")]
+    Authentication {
+        /// The broker's address.
+        broker: String,
+        /// The SASL mechanism.
+        mechanism: &'static str,
+        /// What failed: the broker's message, or the client's finding.
+        message: String,
+        /// Where.
+        at: Location,
+    },
+    /// The TLS handshake with a broker failed. Not retriable: trust, names or certificates
+    /// must change.
+    #[error("{at}TLS with {broker} failed: {kind}: {message}")]
+    Tls {
+        /// The broker's address.
+        broker: String,
+        /// What kind of failure.
+        kind: crate::tls::TlsFailure,
+        /// rustls' description.
+        message: String,
+        /// Where.
+        at: Location,
+    },
     /// A connection failed.
     #[error("{at}I/O error talking to {broker}: {source}")]
     Io {
@@ -193,6 +220,25 @@ impl Location {
     }
 }
 
+/// Matches the variants that carry a [`Location`], binding it to `$at`.
+macro_rules! located {
+    ($e:expr, $at:ident => $then:expr, $otherwise:expr) => {
+        match $e {
+            Error::Kafka { $at, .. }
+            | Error::Timeout { $at, .. }
+            | Error::QueueFull { $at }
+            | Error::RecordTooLarge { $at, .. }
+            | Error::UnknownTopic { $at }
+            | Error::InvalidPartition { $at, .. }
+            | Error::Io { $at, .. }
+            | Error::Authentication { $at, .. }
+            | Error::Tls { $at, .. }
+            | Error::Protocol { $at, .. } => $then,
+            _ => $otherwise,
+        }
+    };
+}
+
 impl Error {
     /// A broker error for a topic and partition.
     pub fn kafka(code: ErrorCode, topic: &str, partition: i32) -> Self {
@@ -228,22 +274,20 @@ impl Error {
             | Error::InvalidPartition { .. }
             | Error::Closed
             | Error::Serialization { .. }
-            | Error::Config { .. } => false,
+            | Error::Config { .. }
+            | Error::Authentication { .. }
+            | Error::Tls { .. } => false,
         }
     }
 
     fn location(&self) -> Option<&Location> {
-        match self {
-            Error::Kafka { at, .. }
-            | Error::Timeout { at, .. }
-            | Error::QueueFull { at }
-            | Error::RecordTooLarge { at, .. }
-            | Error::UnknownTopic { at }
-            | Error::InvalidPartition { at, .. }
-            | Error::Io { at, .. }
-            | Error::Protocol { at, .. } => Some(at),
-            _ => None,
-        }
+        located!(self, at => Some(at), None)
+    }
+
+    /// The same error at `loc` (for the errors that carry a location).
+    pub(crate) fn at(mut self, loc: Location) -> Self {
+        located!(&mut self, at => *at = loc, ());
+        self
     }
 
     /// The topic the error concerns, if any.

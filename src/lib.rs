@@ -35,9 +35,11 @@ pub mod partitioner;
 mod producer;
 pub mod protocol;
 pub mod record;
+pub mod sasl;
 pub mod serializer;
 #[cfg(all(test, feature = "mock"))]
 mod sim;
+pub mod tls;
 
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};

@@ -37,6 +37,10 @@ pub(crate) struct Metrics {
     pub bytes_failed: AtomicU64,
     pub batch_bytes_uncompressed: AtomicU64,
     pub batch_bytes_compressed: AtomicU64,
+    pub authentications: AtomicU64,
+    pub reauthentications: AtomicU64,
+    pub authentication_failures: AtomicU64,
+    pub tls_failures: AtomicU64,
     /// Produce request round trips per broker, µs (one entry per response: no per-record
     /// cost; the lock is taken by the owning I/O thread and by `snapshot`).
     pub request_latency: Mutex<BTreeMap<i32, Histogram<u64>>>,
@@ -101,6 +105,10 @@ impl Metrics {
             wakeups: g(&self.wakeups),
             epoch_bumps: g(&self.epoch_bumps),
             sequence_rewinds: g(&self.sequence_rewinds),
+            authentications: g(&self.authentications),
+            reauthentications: g(&self.reauthentications),
+            authentication_failures: g(&self.authentication_failures),
+            tls_failures: g(&self.tls_failures),
         }
     }
 }
@@ -167,6 +175,15 @@ pub struct MetricsSnapshot {
     /// Idempotence: times a partition's waiting batches were renumbered to close the gap a
     /// batch that was certainly not written left when it failed.
     pub sequence_rewinds: u64,
+    /// SASL authentications completed when connections opened.
+    pub authentications: u64,
+    /// SASL re-authentications completed on open connections, before the broker's session
+    /// lifetime ran out (KIP-368).
+    pub reauthentications: u64,
+    /// SASL authentications the broker refused or the client could not verify.
+    pub authentication_failures: u64,
+    /// TLS handshakes that failed (trust, name, expiry, refusal).
+    pub tls_failures: u64,
 }
 
 /// Produce request round trips to one broker, from the request written to its response read.

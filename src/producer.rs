@@ -195,7 +195,21 @@ impl Producer {
             None
         };
         let callback_threads = config.callback_threads;
-        let shared = Arc::new(Shared::new(config, partitioner, wakes, metrics));
+        let tls = if config.security.protocol.tls() {
+            if !config.security.tls.verify_hostname {
+                log::warn!(
+                    "kprod: TLS host name verification is off \
+                     (ssl.endpoint.identification.algorithm=none): any broker holding a \
+                     certificate from a trusted authority is accepted for any address"
+                );
+            }
+            Some(crate::tls::client_config(&config.security.tls)?)
+        } else {
+            None
+        };
+        let mut shared = Shared::new(config, partitioner, wakes, metrics);
+        shared.tls = tls;
+        let shared = Arc::new(shared);
         let resolver = Arc::new(Resolver::new(resolver));
         let pool = CallbackPool::start(callback_threads, shared.clone()).map_err(io_err)?;
         let mut threads = Vec::new();

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use kprod::mock::MockCluster;
 
+#[path = "support/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+
 fn kprod() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kprod"))
 }
@@ -194,6 +198,12 @@ fn perf_at_a_fixed_rate_on_the_embedded_cluster() {
 
 /// Starts `kprod mock` with `args` and stdin as given; returns it and its bootstrap address.
 fn start_mock(args: &[&str], stdin: Stdio) -> (std::process::Child, String) {
+    let (child, bootstrap, _) = start_mock_secured(args, stdin);
+    (child, bootstrap)
+}
+
+/// Starts `kprod mock`; its bootstrap address and the security protocol it printed.
+fn start_mock_secured(args: &[&str], stdin: Stdio) -> (std::process::Child, String, String) {
     let mut child = kprod()
         .arg("mock")
         .args(args)
@@ -202,13 +212,13 @@ fn start_mock(args: &[&str], stdin: Stdio) -> (std::process::Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut line, mut protocol) = (String::new(), String::new());
+    out.read_line(&mut line).unwrap();
+    out.read_line(&mut protocol).unwrap();
     let bootstrap = line.trim().to_string();
     assert!(bootstrap.contains("127.0.0.1:"), "{bootstrap:?}");
-    (child, bootstrap)
+    (child, bootstrap, protocol.trim().to_string())
 }
 
 /// Waits (up to 10 s) for `child` to exit.
@@ -288,4 +298,80 @@ fn mock_serves_with_stdin_at_its_end_until_sigterm_or_sigint() {
             .unwrap();
         assert!(err.contains("stopping (SIG"), "{err}");
     }
+}
+
+/// `kprod mock` with TLS and SCRAM, and `kprod produce` reaching it with `-X` properties (the
+/// librdkafka names): the protocol to use is printed on the second line.
+#[test]
+fn mock_serves_tls_and_sasl_and_produce_reaches_it_with_x_properties() {
+    let pki = certs::pki();
+    let dir = std::env::temp_dir().join(format!("kprod-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (cert, key, ca) = (
+        file("broker.pem", &pki.broker.cert),
+        file("broker.key", &pki.broker.key),
+        file("ca.pem", &pki.ca),
+    );
+    let args = [
+        "--topic",
+        "sec:1",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--sasl-user",
+        "cli:pa:ss",
+    ];
+    let (mut child, bootstrap, protocol) = start_mock_secured(&args, Stdio::null());
+    assert_eq!(protocol, "security.protocol=SASL_SSL");
+    let produce = |password: &str| {
+        let mut cmd = kprod();
+        cmd.args(["produce", "-b", &bootstrap, "-t", "sec"])
+            .args([
+                "-X",
+                "security.protocol=SASL_SSL",
+                "-X",
+                &format!("ssl.ca.location={ca}"),
+            ])
+            .args([
+                "-X",
+                "sasl.mechanism=SCRAM-SHA-512",
+                "-X",
+                "sasl.username=cli",
+            ])
+            .args(["-X", &format!("sasl.password={password}")])
+            .args([
+                "-X",
+                "message.timeout.ms=3000",
+                "-X",
+                "request.timeout.ms=1000",
+            ]);
+        run(cmd, "one\ntwo\n")
+    };
+    let out = produce("pa:ss");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("2 records read, 2 acknowledged, 0 failed"));
+    // A wrong password: every record fails with the reason, the exit code says so, and the
+    // password is nowhere in the output.
+    let out = produce("wrong-password");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("authentication with") && err.contains("SCRAM-SHA-512"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-password"), "{err}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    assert!(exit_status(&mut child).success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -265,6 +265,12 @@ pub(crate) struct Shared {
     /// Ring occupancy at which a caller wakes a thread that is waiting out a linger.
     pub wake_threshold: usize,
     pub clock: Clock,
+    /// The TLS client configuration, when connections use TLS (built once, at start).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The latest TLS or authentication failure, until a connection next becomes ready:
+    /// records whose metadata or delivery deadline passes meanwhile fail with it rather than
+    /// with a bare timeout, since it is why they could not be sent.
+    pub security_failure: Mutex<Option<Error>>,
 }
 
 impl Shared {
@@ -300,6 +306,8 @@ impl Shared {
             metrics,
             wake_threshold,
             clock: Clock::System,
+            tls: None,
+            security_failure: Mutex::new(None),
         }
     }
 
@@ -414,8 +422,14 @@ impl Shared {
         self.abort_error.lock().clone().unwrap_or(Error::Closed)
     }
 
-    /// A timeout error for `deadline` at a topic/partition.
+    /// A timeout error for `deadline` at a topic/partition: the security failure that kept
+    /// the record from being sent, if there is one.
     pub fn timeout(&self, deadline: Deadline, at: Location) -> Error {
+        if matches!(deadline, Deadline::Delivery | Deadline::Metadata) {
+            if let Some(e) = self.security_failure.lock().as_ref() {
+                return e.clone().at(at);
+            }
+        }
         let after = match deadline {
             Deadline::Delivery => self.config.delivery_timeout,
             Deadline::Request => self.config.request_timeout,

@@ -38,6 +38,10 @@ use crate::protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
 use crate::protocol::messages::end_txn::EndTxnRequest;
 use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
 use crate::protocol::messages::message_info;
+use crate::protocol::messages::sasl_authenticate::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse,
+};
+use crate::protocol::messages::sasl_handshake::{SaslHandshakeRequest, SaslHandshakeResponse};
 use crate::protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 
 /// The most partitions CreateTopics may ask for (a hostile count must not exhaust memory).
@@ -101,6 +105,10 @@ impl Profile {
             (ApiKey::LIST_OFFSETS, 1, self.list_offsets),
             (ApiKey::METADATA, 1, self.metadata),
             upto(ApiKey::FIND_COORDINATOR, 2),
+            // Offered on every listener, as Kafka does; answered by the authenticator on a
+            // SASL listener ([`super::security`]), with ILLEGAL_SASL_STATE otherwise.
+            upto(ApiKey::SASL_HANDSHAKE, 1),
+            upto(ApiKey::SASL_AUTHENTICATE, 1),
             (ApiKey::API_VERSIONS, 0, self.api_versions),
             (ApiKey::CREATE_TOPICS, 2, self.create_topics),
             (ApiKey::INIT_PRODUCER_ID, 0, self.init_producer_id),
@@ -211,6 +219,23 @@ pub(crate) fn handle(shared: &Shared, broker: i32, header: &RequestHeader, body:
                 Some(out) => Outcome::Respond(out),
                 None => Outcome::Wait(Box::new(pending)),
             }
+        }
+        ApiKey::SASL_HANDSHAKE => {
+            decode!(SaslHandshakeRequest);
+            let resp = SaslHandshakeResponse {
+                error_code: ErrorCode::ILLEGAL_SASL_STATE.code(),
+                mechanisms: Vec::new(),
+            };
+            respond::<SaslHandshakeRequest>(&resp, v, cid)
+        }
+        ApiKey::SASL_AUTHENTICATE => {
+            decode!(SaslAuthenticateRequest);
+            let resp = SaslAuthenticateResponse {
+                error_code: ErrorCode::ILLEGAL_SASL_STATE.code(),
+                error_message: Some("this listener does not authenticate".into()),
+                ..SaslAuthenticateResponse::default()
+            };
+            respond::<SaslAuthenticateRequest>(&resp, v, cid)
         }
         ApiKey::FIND_COORDINATOR => {
             txn::find_coordinator(shared, broker, v, cid, decode!(FindCoordinatorRequest))

@@ -49,6 +49,7 @@
 //! every thread before `drop` returns.
 
 pub(crate) mod handler;
+mod security;
 pub(crate) mod server;
 mod state;
 mod txn;
@@ -63,7 +64,10 @@ use bytes::Bytes;
 use crate::protocol::record_batch::{Header, RecordBatch};
 use crate::protocol::{DecodeError, ErrorCode};
 
+use crate::sasl::{Mechanism, Secret};
+use crate::tls::Pem;
 use handler::Profile;
+use security::{SaslServer, TlsServer};
 use server::{accept_loop, Config, Shared};
 use state::State;
 
@@ -152,6 +156,11 @@ pub struct MockClusterBuilder {
     legacy: bool,
     first_producer_id: i64,
     transactions: bool,
+    tls: Option<(String, Secret, Option<String>)>,
+    sasl_mechanisms: Vec<Mechanism>,
+    sasl_users: Vec<(String, Secret)>,
+    sasl_session_lifetime: Option<Duration>,
+    sasl_forge_scram_signature: bool,
 }
 
 impl Default for MockClusterBuilder {
@@ -166,6 +175,11 @@ impl Default for MockClusterBuilder {
             legacy: false,
             first_producer_id: 1000,
             transactions: false,
+            tls: None,
+            sasl_mechanisms: Vec::new(),
+            sasl_users: Vec::new(),
+            sasl_session_lifetime: None,
+            sasl_forge_scram_signature: false,
         }
     }
 }
@@ -234,19 +248,93 @@ impl MockClusterBuilder {
         self
     }
 
+    /// Serve TLS on every listener with this certificate chain and private key (PEM text).
+    /// Default: plaintext.
+    pub fn tls(mut self, certificate_pem: &str, key_pem: &str) -> Self {
+        let ca = self.tls.take().and_then(|t| t.2);
+        self.tls = Some((certificate_pem.to_string(), Secret::new(key_pem), ca));
+        self
+    }
+
+    /// With [`tls`](Self::tls): require client certificates signed by this CA (PEM text), as
+    /// a broker with `ssl.client.auth=required`. Default: no client certificate asked.
+    pub fn tls_client_ca(mut self, ca_pem: &str) -> Self {
+        if let Some(t) = &mut self.tls {
+            t.2 = Some(ca_pem.to_string());
+        }
+        self
+    }
+
+    /// Require SASL authentication on every listener, offering these mechanisms (PLAIN,
+    /// SCRAM-SHA-256, SCRAM-SHA-512). Default: none, no authentication.
+    pub fn sasl_mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
+        self.sasl_mechanisms = mechanisms.to_vec();
+        self
+    }
+
+    /// A SASL user (for every mechanism; stored salted, as SCRAM stores credentials).
+    pub fn sasl_user(mut self, name: &str, password: &str) -> Self {
+        self.sasl_users
+            .push((name.to_string(), Secret::new(password)));
+        self
+    }
+
+    /// Tell clients their SASL session lasts this long (SaslAuthenticate v1+, KIP-368), and
+    /// close a connection whose session expired when its next request that is not a
+    /// re-authentication arrives. Default: no limit.
+    pub fn sasl_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sasl_session_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Sign SCRAM exchanges with the wrong key, as a broker that does not know the credential
+    /// would: a client that checks the server's signature must refuse it. Default off.
+    pub fn sasl_forge_scram_signature(mut self, on: bool) -> Self {
+        self.sasl_forge_scram_signature = on;
+        self
+    }
+
     /// The cluster without sockets or threads, for the deterministic simulation, which calls
     /// the request handler itself ([`MockCluster::sim_shared`]).
     #[cfg(test)]
     pub(crate) fn build_simulated(self) -> MockCluster {
-        let (config, state) = self.config_and_state();
+        let (config, state) = self.config_and_state().expect("a valid simulated cluster");
         MockCluster {
             shared: Arc::new(Shared::unbound(config, state, self.brokers)),
             accept: Vec::new(),
         }
     }
 
-    fn config_and_state(&self) -> (Config, State) {
+    fn config_and_state(&self) -> std::io::Result<(Config, State)> {
+        let tls = match &self.tls {
+            Some((cert, key, ca)) => {
+                let ca = ca.as_ref().map(|c| Pem::Text(c.clone()));
+                let config = crate::tls::server_config(
+                    &Pem::Text(cert.clone()),
+                    &Pem::Text(key.expose().to_string()),
+                    ca.as_ref(),
+                )
+                .map_err(std::io::Error::other)?;
+                Some(TlsServer { config })
+            }
+            None => None,
+        };
+        let sasl = (!self.sasl_mechanisms.is_empty()).then(|| {
+            let users: Vec<(String, String)> = self
+                .sasl_users
+                .iter()
+                .map(|(u, p)| (u.clone(), p.expose().to_string()))
+                .collect();
+            Arc::new(SaslServer::new(
+                self.sasl_mechanisms.clone(),
+                &users,
+                self.sasl_session_lifetime,
+                self.sasl_forge_scram_signature,
+            ))
+        });
         let config = Config {
+            tls,
+            sasl,
             profile: if self.legacy {
                 Profile::LEGACY
             } else {
@@ -262,12 +350,12 @@ impl MockClusterBuilder {
         for (name, partitions) in &self.topics {
             state.create_topic(name, *partitions, None);
         }
-        (config, state)
+        Ok((config, state))
     }
 
     /// Binds the brokers' listeners on loopback and starts them.
     pub fn build(self) -> std::io::Result<MockCluster> {
-        let (config, state) = self.config_and_state();
+        let (config, state) = self.config_and_state()?;
         let shared = Arc::new(Shared::bind(config, state, self.brokers)?);
         let mut cluster = MockCluster {
             shared: shared.clone(),
@@ -369,6 +457,17 @@ impl MockCluster {
     /// A builder: one broker, auto-creation on, no topics.
     pub fn builder() -> MockClusterBuilder {
         MockClusterBuilder::default()
+    }
+
+    /// SASL authentications the cluster refused (wrong password, unknown user, unsupported
+    /// mechanism), each closing its connection.
+    pub fn authentication_failures(&self) -> u64 {
+        self.shared.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// SASL re-authentications completed on open connections (KIP-368).
+    pub fn reauthentications(&self) -> u64 {
+        self.shared.reauthentications.load(Ordering::Relaxed)
     }
 
     /// The brokers' addresses, comma-separated: `"127.0.0.1:p1,127.0.0.1:p2"`.

@@ -18,6 +18,7 @@ use crate::protocol::frame::DEFAULT_MAX_FRAME;
 use crate::protocol::{decode_request_header, FrameSplitter, RequestHeader};
 
 use super::handler::{fetch_again, handle, Outcome, PendingFetch, Profile};
+use super::security::{Gate, SaslServer, Session, TlsServer, Wire};
 use super::state::State;
 
 /// How often idle threads look at the stop flag and at stalls.
@@ -33,6 +34,10 @@ pub(crate) struct Config {
     pub auto_create_partitions: i32,
     /// Answer the transaction APIs ([`super::txn`]).
     pub transactions: bool,
+    /// TLS on every listener.
+    pub tls: Option<TlsServer>,
+    /// SASL on every listener.
+    pub sasl: Option<Arc<SaslServer>>,
 }
 
 /// One broker's sockets and knobs.
@@ -105,6 +110,9 @@ pub(crate) struct Shared {
     /// Connection threads, joined on drop.
     pub threads: Mutex<Vec<JoinHandle<()>>>,
     next_conn: AtomicU64,
+    /// Authentications refused, and re-authentications completed, on every connection.
+    pub auth_failures: AtomicU64,
+    pub reauthentications: AtomicU64,
 }
 
 impl Broker {
@@ -131,6 +139,8 @@ impl Shared {
             stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             next_conn: AtomicU64::new(1),
+            auth_failures: AtomicU64::new(0),
+            reauthentications: AtomicU64::new(0),
         }
     }
 
@@ -261,20 +271,29 @@ enum Pending {
 
 /// One connection: reads frames, hands them to the handler, writes responses in request
 /// order, each no earlier than its arrival plus the broker's latency.
-fn serve(shared: &Shared, idx: usize, id: u64, mut stream: TcpStream) {
+fn serve(shared: &Shared, idx: usize, id: u64, stream: TcpStream) {
     let broker = &shared.brokers[idx];
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
-    if let Err(e) = run(shared, idx, &mut stream) {
-        shared.state.lock().errors.push(e);
+    let wire = match &shared.config.tls {
+        Some(tls) => tls.wrap(stream),
+        None => Ok(Wire::Plain(stream)),
+    };
+    match wire {
+        Ok(mut wire) => {
+            if let Err(e) = run(shared, idx, &mut wire) {
+                shared.state.lock().errors.push(e);
+            }
+            let _ = wire.tcp().shutdown(Shutdown::Both);
+        }
+        Err(e) => shared.state.lock().errors.push(format!("TLS: {e}")),
     }
     unregister(broker, id);
-    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// Why a connection ended: `Err` carries an error for the cluster's list.
-fn run(shared: &Shared, idx: usize, stream: &mut TcpStream) -> Result<(), String> {
+fn run(shared: &Shared, idx: usize, stream: &mut Wire) -> Result<(), String> {
     let broker = &shared.brokers[idx];
     let mut splitter = FrameSplitter::new(DEFAULT_MAX_FRAME);
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -283,6 +302,7 @@ fn run(shared: &Shared, idx: usize, stream: &mut TcpStream) -> Result<(), String
     let mut inbox: VecDeque<(RequestHeader, BytesMut, usize, Instant)> = VecDeque::new();
     // Responses in request order, each with the time it may be sent.
     let mut outbox: VecDeque<(Instant, Pending)> = VecDeque::new();
+    let mut session = Session::default();
     loop {
         if shared.stopping() {
             return Ok(());
@@ -293,6 +313,35 @@ fn run(shared: &Shared, idx: usize, stream: &mut TcpStream) -> Result<(), String
                 break;
             };
             let due = arrived + *broker.latency.lock();
+            if let Some(sasl) = &shared.config.sasl {
+                let reauths = session.reauthentications;
+                let gate = session.gate(sasl, &header, &frame[body_at..], Instant::now());
+                if session.reauthentications > reauths {
+                    shared.reauthentications.fetch_add(1, Ordering::Relaxed);
+                }
+                match gate {
+                    Gate::Serve => {}
+                    Gate::Answer(out) => {
+                        outbox.push_back((due, Pending::Ready(out)));
+                        continue;
+                    }
+                    Gate::AnswerAndClose(out, why) => {
+                        // What was answered before goes first, then the refusal, then the
+                        // connection: nothing is served after a failed authentication.
+                        shared.auth_failures.fetch_add(1, Ordering::Relaxed);
+                        log::debug!("mock broker {}: {why}", broker.id);
+                        for (_, p) in outbox.drain(..) {
+                            if let Pending::Ready(o) = p {
+                                let _ = stream.write_all(&o);
+                            }
+                        }
+                        let _ = stream.write_all(&out);
+                        let _ = stream.flush();
+                        return Ok(());
+                    }
+                    Gate::Close(why) => return Err(format!("broker {}: {why}", broker.id)),
+                }
+            }
             match handle(shared, broker.id, &header, &frame[body_at..]) {
                 Outcome::Respond(out) => outbox.push_back((due, Pending::Ready(out))),
                 Outcome::Silent => {}
@@ -328,7 +377,7 @@ fn run(shared: &Shared, idx: usize, stream: &mut TcpStream) -> Result<(), String
                 due.saturating_duration_since(Instant::now())
             })
             .clamp(Duration::from_millis(1), POLL);
-        let _ = stream.set_read_timeout(Some(wait));
+        let _ = stream.tcp().set_read_timeout(Some(wait));
         let n = match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
             Ok(n) => n,

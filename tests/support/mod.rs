@@ -2,7 +2,9 @@
 //! delivery-guarantee harness.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod fault_proxy;
 pub mod readback;
 pub mod scenario;
+pub mod secure;
 pub mod threads;

@@ -41,16 +41,23 @@ impl<M: Message> From<&M> for Got {
     }
 }
 
-/// librdkafka's consumer, verifying CRCs, committing nothing.
-fn consumer(bootstrap: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+/// librdkafka's consumer, verifying CRCs, committing nothing; `extra` are more properties
+/// (security).
+fn consumer_with(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
         .set("group.id", "kprod-readback")
         .set("enable.auto.commit", "false")
         .set("check.crcs", "true")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("librdkafka consumer")
+        .set("fetch.wait.max.ms", "10");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("librdkafka consumer")
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    consumer_with(bootstrap, &[])
 }
 
 /// Reads partitions `0..partitions` of `topic` until `want` records arrived or `timeout`
@@ -62,7 +69,19 @@ pub fn read_back(
     want: usize,
     timeout: Duration,
 ) -> Vec<Got> {
-    let consumer = consumer(bootstrap);
+    read_back_with(bootstrap, &[], topic, partitions, want, timeout)
+}
+
+/// [`read_back`] with more consumer properties (`security.protocol`, `ssl.*`, `sasl.*`).
+pub fn read_back_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    timeout: Duration,
+) -> Vec<Got> {
+    let consumer = consumer_with(bootstrap, extra);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)

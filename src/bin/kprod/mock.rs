@@ -22,6 +22,39 @@ pub struct MockArgs {
     /// Without it, the cluster runs until SIGINT or SIGTERM, whatever stdin is.
     #[arg(long)]
     until_stdin_closes: bool,
+    /// Serve TLS with this certificate chain (PEM file); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM file: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// With --tls-cert: require client certificates signed by this CA (PEM file).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// Require SASL with this mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    /// (repeatable).
+    #[arg(long = "sasl-mechanism", value_name = "MECH", value_parser = parse_mechanism)]
+    sasl_mechanisms: Vec<kprod::sasl::Mechanism>,
+    /// A SASL user, as NAME:PASSWORD (repeatable).
+    #[arg(long = "sasl-user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    sasl_users: Vec<(String, String)>,
+}
+
+fn parse_mechanism(s: &str) -> Result<kprod::sasl::Mechanism, String> {
+    kprod::sasl::Mechanism::from_name(s)
+        .ok_or_else(|| format!("{s:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok((name.to_string(), password.to_string())),
+        // Never echo the argument: it holds a password.
+        _ => Err("expected NAME:PASSWORD".into()),
+    }
+}
+
+fn read(what: &str, path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
 fn parse_topic(s: &str) -> Result<(String, i32), String> {
@@ -45,11 +78,50 @@ pub fn run(a: MockArgs) -> Result<ExitCode, String> {
     for (name, partitions) in &a.topics {
         b = b.topic(name, *partitions);
     }
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        b = b.tls(&read("--tls-cert", cert)?, &read("--tls-key", key)?);
+        if let Some(ca) = &a.tls_client_ca {
+            b = b.tls_client_ca(&read("--tls-client-ca", ca)?);
+        }
+    }
+    if !a.sasl_mechanisms.is_empty() {
+        if a.sasl_users.is_empty() {
+            return Err("--sasl-mechanism needs at least one --sasl-user NAME:PASSWORD".into());
+        }
+        b = b.sasl_mechanisms(&a.sasl_mechanisms);
+        for (name, password) in &a.sasl_users {
+            b = b.sasl_user(name, password);
+        }
+    } else if !a.sasl_users.is_empty() {
+        return Err("--sasl-user needs --sasl-mechanism".into());
+    }
+    let protocol = match (a.tls_cert.is_some(), !a.sasl_mechanisms.is_empty()) {
+        (false, false) => "PLAINTEXT",
+        (true, false) => "SSL",
+        (false, true) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    };
     let cluster = b
         .build()
         .map_err(|e| format!("starting the mock cluster: {e}"))?;
-    // The address alone on stdout, so scripts can read it; the rest on stderr.
-    println!("{}", cluster.bootstrap_servers());
+    // The address alone on the first line of stdout, so scripts can read it; the security
+    // protocol to use on the second; the rest on stderr.
+    // One write, errors ignored: a reader that stops after the first line (`| head -1`)
+    // must not break the cluster.
+    {
+        use std::io::Write;
+        let lines = format!(
+            "{}\nsecurity.protocol={protocol}\n",
+            cluster.bootstrap_servers()
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(lines.as_bytes());
+        let _ = out.flush();
+    }
+    if !a.sasl_mechanisms.is_empty() {
+        let names: Vec<_> = a.sasl_mechanisms.iter().map(|m| m.name()).collect();
+        eprintln!("kprod mock: SASL mechanisms {}", names.join(", "));
+    }
     for id in cluster.broker_ids() {
         eprintln!("kprod mock: broker {id} at {}", cluster.broker_addr(id));
     }

@@ -1,12 +1,14 @@
 //! The connection manager: one state per broker connection (down, connecting, negotiating,
-//! ready), the connect deadline, reconnect backoff with jitter, the ApiVersions exchange, and
-//! moving bytes between the driver and each connection's request matcher. No socket: opening
-//! and closing are [`Command`]s for the driver.
+//! authenticating, ready), the connect deadline, reconnect backoff with jitter, the ApiVersions
+//! exchange, and moving bytes between the driver and each connection's request matcher —
+//! through TLS when the connection has it ([`super::security`]). No socket: opening and closing
+//! are [`Command`]s for the driver.
 
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::security::{Auth, Fail, Tls};
 use super::{merge, Command, Ctx, EngineCore};
 use crate::connection::{Connection, InFlight};
 use crate::engine::idempotence;
@@ -16,6 +18,8 @@ use crate::protocol::messages::api_versions::ApiVersionsRequest;
 use crate::protocol::messages::init_producer_id::InitProducerIdRequest;
 use crate::protocol::messages::metadata::MetadataRequest;
 use crate::protocol::messages::produce::ProduceRequest;
+use crate::protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
+use crate::protocol::messages::sasl_handshake::SaslHandshakeRequest;
 use crate::protocol::messages::Request;
 use crate::protocol::negotiation::{ApiVersionsExchange, Step};
 use crate::protocol::{ApiKey, BrokerVersions};
@@ -29,7 +33,10 @@ pub(crate) enum State {
     Down,
     /// Resolving and connecting (the driver's job), until the connect deadline.
     Connecting,
+    /// The ApiVersions exchange (behind the TLS handshake, if any).
     Negotiating,
+    /// SaslHandshake and SaslAuthenticate.
+    Authenticating,
     Ready,
 }
 
@@ -39,6 +46,8 @@ pub(crate) struct Versions {
     pub produce: i16,
     pub metadata: i16,
     pub init_producer_id: Option<i16>,
+    pub sasl_handshake: Option<i16>,
+    pub sasl_authenticate: Option<i16>,
 }
 
 impl Versions {
@@ -52,6 +61,15 @@ impl Versions {
                 .map_err(|e| e.to_string())?,
             init_producer_id: v
                 .negotiate(ApiKey::INIT_PRODUCER_ID, InitProducerIdRequest::versions())
+                .ok(),
+            sasl_handshake: v
+                .negotiate(ApiKey::SASL_HANDSHAKE, SaslHandshakeRequest::versions())
+                .ok(),
+            sasl_authenticate: v
+                .negotiate(
+                    ApiKey::SASL_AUTHENTICATE,
+                    SaslAuthenticateRequest::versions(),
+                )
                 .ok(),
         })
     }
@@ -67,8 +85,28 @@ pub(crate) struct BrokerConn {
     exchange: ApiVersionsExchange,
     backoff: Duration,
     pub retry_at: Option<Instant>,
-    /// While connecting: when the attempt fails if not done.
+    /// Until ready: when the attempt fails if not done (TCP, TLS, ApiVersions and SASL
+    /// together, as the Java client's `socket.connection.setup.timeout.ms`).
     connect_deadline: Option<Instant>,
+    /// The TLS session, on a TLS connection that is up.
+    pub tls: Option<Tls>,
+    /// SASL progress and the re-authentication timer.
+    pub auth: Auth,
+}
+
+impl BrokerConn {
+    /// Whether the socket is up and bytes move (negotiating, authenticating or ready).
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.state,
+            State::Negotiating | State::Authenticating | State::Ready
+        )
+    }
+
+    /// Whether a request may be sent now: ready, not re-authenticating, room in flight.
+    pub fn accepts_requests(&self) -> bool {
+        self.state == State::Ready && !self.auth.reauthenticating && self.conn.can_send()
+    }
 }
 
 impl EngineCore {
@@ -109,6 +147,8 @@ impl EngineCore {
             backoff: cfg.retry_backoff,
             retry_at: None,
             connect_deadline: None,
+            tls: None,
+            auth: Auth::default(),
         };
         match self.conns.iter().position(Option::is_none) {
             Some(i) => {
@@ -145,7 +185,16 @@ impl EngineCore {
         }
         Metrics::add(&self.shared.metrics.connects, 1);
         c.state = State::Negotiating;
-        c.connect_deadline = None;
+        c.auth = Auth::default();
+        // TLS: the handshake starts now; the ApiVersions request below waits in the session
+        // and goes once it is done.
+        if let Some(config) = &self.shared.tls {
+            match Tls::new(config.clone(), &c.addr) {
+                Ok(t) => c.tls = Some(t),
+                Err(e) => return self.security_failed(conn, now, e),
+            }
+        }
+        let c = self.conns[conn].as_mut().expect("live conn");
         let v = c.exchange.version();
         if let Err(e) = c
             .conn
@@ -169,6 +218,9 @@ impl EngineCore {
 
     /// The socket of `conn` is gone (read or write error, end of stream).
     pub fn handle_closed(&mut self, conn: usize, why: &str, now: Instant) {
+        if let Some(e) = self.closed_in_handshake(conn, why) {
+            return self.security_failed(conn, now, e);
+        }
         if self
             .conns
             .get(conn)
@@ -179,10 +231,14 @@ impl EngineCore {
         }
     }
 
-    /// Bytes to write on `conn` (empty: nothing, or not connected yet).
-    pub fn transmit(&self, conn: usize) -> &[u8] {
-        match self.conns.get(conn).and_then(Option::as_ref) {
-            Some(c) if matches!(c.state, State::Negotiating | State::Ready) => c.conn.transmit(),
+    /// Bytes to write on `conn` (empty: nothing, or not connected yet): the requests queued,
+    /// encrypted first on a TLS connection.
+    pub fn transmit(&mut self, conn: usize) -> &[u8] {
+        match self.conns.get_mut(conn).and_then(Option::as_mut) {
+            Some(c) if c.is_open() => match &mut c.tls {
+                Some(tls) => tls.transmit(&mut c.conn),
+                None => c.conn.transmit(),
+            },
             _ => &[],
         }
     }
@@ -190,7 +246,10 @@ impl EngineCore {
     /// The driver wrote `n` bytes of [`transmit`](Self::transmit).
     pub fn consumed(&mut self, conn: usize, n: usize) {
         if let Some(c) = self.conns.get_mut(conn).and_then(Option::as_mut) {
-            c.conn.consumed(n);
+            match &mut c.tls {
+                Some(tls) => tls.consumed(n),
+                None => c.conn.consumed(n),
+            }
         }
     }
 
@@ -202,18 +261,22 @@ impl EngineCore {
             let Some(c) = self.conns.get_mut(conn).and_then(Option::as_mut) else {
                 return;
             };
-            if !matches!(c.state, State::Negotiating | State::Ready) {
+            if !c.is_open() {
                 return;
             }
-            c.conn.received(data);
-            loop {
+            match &mut c.tls {
+                Some(tls) => {
+                    if let Err(f) = tls.received(data, &mut c.conn) {
+                        failure = Some(f);
+                    }
+                }
+                None => c.conn.received(data),
+            }
+            while failure.is_none() {
                 match c.conn.poll_response() {
                     Ok(Some(r)) => responses.push(r),
                     Ok(None) => break,
-                    Err(e) => {
-                        failure = Some(e.to_string());
-                        break;
-                    }
+                    Err(e) => failure = Some(Fail::Conn(e.to_string())),
                 }
             }
         }
@@ -230,10 +293,14 @@ impl EngineCore {
             let addr = self.conns[conn]
                 .as_ref()
                 .map_or(String::new(), |c| c.addr.clone());
+            let why = f.to_string();
             for (inflight, _) in responses {
-                self.lost(inflight.context, &addr, &f, now);
+                self.lost(inflight.context, &addr, &why, now);
             }
-            self.fail_conn(conn, now, Some(f));
+            match f {
+                Fail::Conn(why) => self.fail_conn(conn, now, Some(why)),
+                Fail::Security(e) => self.security_failed(conn, now, e),
+            }
         }
     }
 
@@ -243,41 +310,61 @@ impl EngineCore {
         inflight: InFlight<Ctx>,
         frame: &[u8],
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), Fail> {
         let version = inflight.version;
         match inflight.context {
             Ctx::ApiVersions => self.on_api_versions(i, frame, now),
-            Ctx::Metadata => self.on_metadata(frame, version, now),
-            Ctx::InitProducerId => self.on_init_producer_id(frame, version, now),
+            Ctx::SaslHandshake => self.on_sasl_handshake(i, frame, version, now),
+            Ctx::SaslAuthenticate => self.on_sasl_authenticate(i, frame, version, now),
+            Ctx::Metadata => self.on_metadata(frame, version, now).map_err(Fail::Conn),
+            Ctx::InitProducerId => self
+                .on_init_producer_id(frame, version, now)
+                .map_err(Fail::Conn),
             Ctx::Produce(batches) => {
                 let broker = self.conns[i].as_ref().map_or(-1, |c| c.broker);
                 self.shared
                     .metrics
                     .request_latency(broker, now.saturating_duration_since(inflight.sent_at));
                 self.on_produce(i, batches, frame, version, now)
+                    .map_err(Fail::Conn)
             }
         }
     }
 
-    fn on_api_versions(&mut self, i: usize, frame: &[u8], now: Instant) -> Result<(), String> {
+    fn on_api_versions(&mut self, i: usize, frame: &[u8], now: Instant) -> Result<(), Fail> {
         let c = self.conns[i].as_mut().expect("live conn");
         match c.exchange.on_response(frame) {
             Step::AskAgain(v) => c
                 .conn
                 .send(&ApiVersionsRequest::kprod(), v, true, now, Ctx::ApiVersions)
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Step::Failed(why) => Err(why),
+                .map_err(|e| Fail::Conn(e.to_string())),
+            Step::Failed(why) => Err(Fail::Conn(why)),
             Step::Done(v) => {
                 c.versions = Some(Versions::negotiate(&v)?);
-                c.state = State::Ready;
-                c.backoff = self.shared.config.retry_backoff;
-                if self.control.conn == Some(i) {
-                    self.control.backoff = self.shared.config.retry_backoff;
+                if self.shared.config.security.sasl.is_some() {
+                    c.state = State::Authenticating;
+                    self.start_authentication(i, now)
+                } else {
+                    self.became_ready(i);
+                    Ok(())
                 }
-                Ok(())
             }
         }
+    }
+
+    /// Connection `i` is set up (connected, negotiated, authenticated): requests may go.
+    pub(super) fn became_ready(&mut self, i: usize) {
+        let c = self.conns[i].as_mut().expect("live conn");
+        c.state = State::Ready;
+        c.connect_deadline = None;
+        // The backoff resets only here: a connection that fails at TLS or SASL every time
+        // keeps backing off longer, as one that cannot connect does.
+        c.backoff = self.shared.config.retry_backoff;
+        if self.control.conn == Some(i) {
+            self.control.backoff = self.shared.config.retry_backoff;
+        }
+        *self.shared.security_failure.lock() = None;
     }
 
     /// Closes connection `i` and puts its requests' batches back in line.
@@ -297,6 +384,8 @@ impl EngineCore {
         c.state = State::Down;
         c.versions = None;
         c.connect_deadline = None;
+        c.tls = None;
+        c.auth = Auth::default();
         let backoff = c.backoff;
         c.backoff = (c.backoff * 2).min(self.shared.config.retry_backoff_max);
         let addr = c.addr.clone();
@@ -333,7 +422,7 @@ impl EngineCore {
             }
             Ctx::Metadata => self.control.metadata_in_flight = false,
             Ctx::InitProducerId => self.control.pid_in_flight = false,
-            Ctx::ApiVersions => {}
+            Ctx::ApiVersions | Ctx::SaslHandshake | Ctx::SaslAuthenticate => {}
         }
     }
 
@@ -360,6 +449,7 @@ impl EngineCore {
                 merge(&mut next, Some(d));
             }
             merge(&mut next, c.conn.poll_timeout());
+            merge(&mut next, self.check_reauthentication(i, now));
         }
         next
     }

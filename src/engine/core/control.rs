@@ -54,7 +54,7 @@ impl EngineCore {
         if want_pid || want_meta {
             if let Some(i) = self.control_conn(now) {
                 let c = self.conns[i].as_mut().expect("live conn");
-                if c.state == State::Ready {
+                if c.state == State::Ready && !c.auth.reauthenticating {
                     let v = c.versions.expect("ready");
                     if want_meta && c.conn.can_send() {
                         self.shared.metadata_wanted.store(false, SeqCst);
@@ -132,7 +132,7 @@ impl EngineCore {
             return false;
         }
         match self.control.conn.and_then(|i| self.conns[i].as_ref()) {
-            Some(c) => c.state == State::Ready && c.conn.can_send(),
+            Some(c) => c.accepts_requests(),
             // No control connection: one is opened unless backing off.
             None => self.control.retry_at.is_none(),
         }

@@ -10,6 +10,7 @@
 //!
 //! - [`connections`]: the connection manager (per-broker state, connect deadline, backoff
 //!   with jitter, ApiVersions negotiation).
+//! - [`security`]: TLS (rustls, sans-IO) and SASL on a connection, re-authentication.
 //! - [`control`]: the control plane on thread 0 (metadata schedule, producer id, epoch bumps,
 //!   bootstrap rotation).
 //! - [`produce`]: the produce pipeline (drain rings into batches, build requests, classify
@@ -24,6 +25,7 @@ mod completion;
 mod connections;
 mod control;
 mod produce;
+mod security;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::*;
@@ -57,6 +59,8 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub(crate) enum Ctx {
     ApiVersions,
+    SaslHandshake,
+    SaslAuthenticate,
     Metadata,
     InitProducerId,
     Produce(Vec<(Arc<PartitionState>, ProducerBatch)>),

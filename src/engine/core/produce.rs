@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::connections::State;
 use super::control::lenient;
 use super::{merge, Ctx, EngineCore};
 use crate::engine::batch::{Accumulator, ProducerBatch, ProducerIds, Urgency};
@@ -180,7 +179,7 @@ impl EngineCore {
                 continue;
             };
             let c = self.conns[i].as_mut().expect("live conn");
-            if c.state != State::Ready || !c.conn.can_send() {
+            if !c.accepts_requests() {
                 // Connecting (its socket's readiness wakes us) or the window is full (an
                 // answer wakes us).
                 continue;

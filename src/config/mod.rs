@@ -2,7 +2,11 @@
 //! into an immutable [`ProducerConfig`]; presets; and the librdkafka / Java property names
 //! users already have ([`ProducerConfigBuilder::from_properties`]).
 
+mod security;
+
 use std::time::Duration;
+
+pub use security::SecurityConfig;
 
 use crate::error::Error;
 use std::sync::Arc;
@@ -86,6 +90,8 @@ pub struct ProducerConfig {
     pub queue_capacity: usize,
     /// Partitioner for records without a partition.
     pub partitioner: BuiltinPartitioner,
+    /// TLS and SASL.
+    pub security: SecurityConfig,
 }
 
 /// Longest duration any option takes: Kafka's own limit for its `*.ms` settings (a 32-bit
@@ -225,7 +231,7 @@ impl ProducerConfig {
         }
         CompressionConfig::new(c.compression.compression, c.compression.level)
             .map_err(|e| Error::config("compression_level", e.to_string()))?;
-        Ok(())
+        c.security.validate()
     }
 }
 
@@ -278,6 +284,8 @@ pub struct ProducerConfigBuilder {
     compression_level: Option<i32>,
     /// Idempotence as set explicitly; `None` means "the default, unless acks/in-flight forbid".
     idempotence: Option<bool>,
+    /// SASL settings as given, assembled in `build`.
+    sasl: security::SaslParts,
 }
 
 impl Default for ProducerConfigBuilder {
@@ -328,7 +336,9 @@ impl ProducerConfigBuilder {
                 callback_threads: 1,
                 queue_capacity: 4096,
                 partitioner: BuiltinPartitioner::Murmur2,
+                security: SecurityConfig::default(),
             },
+            sasl: security::SaslParts::default(),
             compression_level: None,
             idempotence: None,
             custom_partitioner: None,
@@ -484,6 +494,9 @@ impl ProducerConfigBuilder {
     {
         for (k, v) in props {
             let (key, value) = (k.as_ref(), v.as_ref().trim());
+            if self.security_property(key, value)? {
+                continue;
+            }
             let bad = |why: &str| Error::config(key, format!("{value:?}: {why}"));
             let num = || {
                 value
@@ -592,6 +605,7 @@ impl ProducerConfigBuilder {
             Some(on) => on,
             None => c.acks == Acks::All && c.max_in_flight <= 5,
         };
+        c.security.sasl = self.sasl.build()?;
         c.validate()?;
         Ok(c)
     }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the tests need, from Debian's registry when missing:
+# - libssl-dev and pkg-config: librdkafka (the test peer, the `rdkafka` dev-dependency) is built
+#   with OpenSSL for its TLS and SCRAM. kprod itself uses rustls and needs neither.
+set -euo pipefail
+need=()
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (Debian packages)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
