@@ -27,6 +27,12 @@
 //! - `rate`: `BENCH_RATE` records/s (default 50,000) for 2 s, 100 B, acks=all idempotent,
 //!   linger 5 ms; latency from each record's intended send time to its delivery report (no
 //!   coordinated omission).
+//!
+//! `BENCH_TLS=1` runs the TLS comparison instead: two `kprod mock --sink` processes, one
+//! plaintext and one TLS (a certificate made for the run); `send()` of `BENCH_RECORDS` × 100 B
+//! (no compression; acks=1, and acks=all with idempotence; one thread) with both clients over
+//! TLS (kprod: rustls + ring; librdkafka: OpenSSL), then blocking `produce()` latency over
+//! TLS beside plaintext for both.
 
 #[path = "support/codec.rs"]
 mod codec;
@@ -55,6 +61,21 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Client properties both clients get (librdkafka names): security for the TLS run.
+static SECURITY: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+fn security() -> Vec<(String, String)> {
+    SECURITY.lock().unwrap().clone()
+}
+
+/// A kprod builder for `b` with [`SECURITY`].
+fn kprod_builder(b: &str) -> kprod::ProducerBuilder {
+    kprod::Producer::builder()
+        .bootstrap_servers(b)
+        .from_properties(security())
+        .expect("security properties")
+}
+
 /// The broker: given, or `kprod mock --sink` in a child process.
 struct Broker {
     bootstrap: String,
@@ -69,6 +90,11 @@ impl Broker {
                 child: None,
             };
         }
+        Broker::spawn(topic, &[])
+    }
+
+    /// `kprod mock --sink` with `extra` arguments.
+    fn spawn(topic: &str, extra: &[&str]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kprod"))
             .args([
                 "mock",
@@ -77,6 +103,7 @@ impl Broker {
                 "--topic",
                 &format!("{topic}:3"),
             ])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -192,8 +219,7 @@ fn kprod_codec(name: &str) -> kprod::Compression {
 }
 
 fn kprod_send(b: &str, topic: &str, s: Setting, pool: &[Bytes]) -> SendFigures {
-    let p = kprod::Producer::builder()
-        .bootstrap_servers(b)
+    let p = kprod_builder(b)
         .acks(if s.acks_all_idempotent {
             kprod::Acks::All
         } else {
@@ -284,6 +310,9 @@ fn rdkafka_config(b: &str) -> ClientConfig {
         .set("queue.buffering.max.kbytes", "65536")
         // kprod sets TCP_NODELAY; so does this, for equal terms.
         .set("socket.nagle.disable", "true");
+    for (k, v) in security() {
+        c.set(k, v);
+    }
     c
 }
 
@@ -357,8 +386,7 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 fn kprod_produce(b: &str, topic: &str, n: u64, payload: &Bytes) -> Histogram<u64> {
-    let p = kprod::Producer::builder()
-        .bootstrap_servers(b)
+    let p = kprod_builder(b)
         .acks(kprod::Acks::Leader)
         .idempotence(false)
         .linger(Duration::ZERO)
@@ -426,8 +454,7 @@ fn wait_until(at: Instant) {
 }
 
 fn kprod_rate(b: &str, topic: &str, rate: f64, n: u64, pool: &[Bytes]) -> Histogram<u64> {
-    let p = kprod::Producer::builder()
-        .bootstrap_servers(b)
+    let p = kprod_builder(b)
         .linger(Duration::from_millis(5))
         .build()
         .expect("kprod producer");
@@ -608,6 +635,9 @@ fn main() {
     let n_latency: u64 = env_or("BENCH_LATENCY_RECORDS", 10_000);
     let rate: f64 = env_or("BENCH_RATE", 50_000.0);
     let core = env_or("BENCH_MATRIX", "full".to_string()) == "core";
+    if env_or("BENCH_TLS", 0) == 1 {
+        return tls_main(&topic, rounds, n, n_latency);
+    }
     let broker = Broker::start(&topic);
     let b = broker.bootstrap.clone();
     println!(
@@ -698,4 +728,93 @@ fn main() {
         &k,
         &r,
     );
+}
+
+/// `BENCH_TLS=1`: both clients over TLS to `kprod mock --sink --tls-cert ...` in its own
+/// process; then `produce()` latency over TLS beside plaintext.
+fn tls_main(topic: &str, rounds: usize, n: u64, n_latency: u64) {
+    let dir = std::env::temp_dir().join(format!("kprod-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let path = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (cert, key, ca) = (
+        path("broker.pem", &cert.pem()),
+        path("broker.key", &key.serialize_pem()),
+        path("ca.pem", &ca.pem()),
+    );
+    let plain = Broker::spawn(topic, &[]);
+    let tls = Broker::spawn(topic, &["--tls-cert", &cert, "--tls-key", &key]);
+    let tls_props = vec![
+        ("security.protocol".to_string(), "SSL".to_string()),
+        ("ssl.ca.location".to_string(), ca.clone()),
+    ];
+    println!(
+        "TLS: broker {} (kprod mock --sink --tls-cert, own process; plaintext twin {}); \
+         kprod rustls+ring, librdkafka OpenSSL; {rounds} rounds, alternating; medians",
+        tls.bootstrap, plain.bootstrap
+    );
+    let pool = payloads(100);
+    *SECURITY.lock().unwrap() = tls_props.clone();
+    for acks_all_idempotent in [false, true] {
+        let s = Setting {
+            size: 100,
+            codec: "none",
+            acks_all_idempotent,
+            threads: 1,
+            records: n,
+        };
+        let (k, r) = alternate(
+            rounds,
+            || kprod_send(&tls.bootstrap, topic, s, &pool),
+            || rdkafka_send(&tls.bootstrap, topic, s, &pool),
+        );
+        let kt = median(k.iter().map(|f| f.records_per_sec).collect());
+        let rt = median(r.iter().map(|f| f.records_per_sec).collect());
+        let kc = median(k.iter().map(|f| f.cpu_us_per_record).collect());
+        let rc = median(r.iter().map(|f| f.cpu_us_per_record).collect());
+        println!(
+            "TLS send() {} × {}: records/s kprod {kt:.0} librdkafka {rt:.0} ratio {:.2}× | client CPU µs/record kprod {kc:.3} librdkafka {rc:.3} ratio {:.2}×",
+            s.records,
+            s.name(),
+            kt / rt,
+            kc / rc
+        );
+    }
+    let payload = pool[0].clone();
+    // Each round: plaintext then TLS (then TLS then plaintext), per client.
+    let by = |props: Vec<(String, String)>, b: &str, kprod: bool| {
+        *SECURITY.lock().unwrap() = props;
+        if kprod {
+            kprod_produce(b, topic, n_latency, &payload)
+        } else {
+            rdkafka_produce(b, topic, n_latency, &payload)
+        }
+    };
+    for (client, kprod) in [("kprod", true), ("librdkafka", false)] {
+        let (t, p) = alternate(
+            rounds,
+            || by(tls_props.clone(), &tls.bootstrap, kprod),
+            || by(Vec::new(), &plain.bootstrap, kprod),
+        );
+        for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+            let tq = median(t.iter().map(|h| h.value_at_quantile(q) as f64).collect());
+            let pq = median(p.iter().map(|h| h.value_at_quantile(q) as f64).collect());
+            println!(
+                "{client} produce() {n_latency} × 100 B linger 0 acks=1 {name}: TLS {tq:.0} µs plaintext {pq:.0} µs, TLS adds {:.0} µs",
+                tq - pq
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

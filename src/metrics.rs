@@ -109,6 +109,7 @@ impl Metrics {
             reauthentications: g(&self.reauthentications),
             authentication_failures: g(&self.authentication_failures),
             tls_failures: g(&self.tls_failures),
+            token_refreshes: 0,
         }
     }
 }
@@ -184,6 +185,8 @@ pub struct MetricsSnapshot {
     pub authentication_failures: u64,
     /// TLS handshakes that failed (trust, name, expiry, refusal).
     pub tls_failures: u64,
+    /// OAUTHBEARER tokens fetched after the first, before the current one expired.
+    pub token_refreshes: u64,
 }
 
 /// Produce request round trips to one broker, from the request written to its response read.

@@ -134,6 +134,8 @@ pub struct Producer {
     threads: Mutex<Vec<JoinHandle<()>>>,
     pool: Mutex<CallbackPool>,
     resolver: Arc<Resolver>,
+    /// The OAUTHBEARER token refresher, if any.
+    refresher: Mutex<Option<crate::sasl::tokens::Refresher>>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -207,8 +209,23 @@ impl Producer {
         } else {
             None
         };
+        let tokens = match config.security.sasl.as_ref().and_then(|s| s.oauth.as_ref()) {
+            Some(method) => {
+                let failed = |message: String| Error::Authentication {
+                    broker: "the OAUTHBEARER token provider".into(),
+                    mechanism: "OAUTHBEARER",
+                    message,
+                    at: Location::default(),
+                };
+                let provider = method.provider().map_err(failed)?;
+                Some(crate::sasl::tokens::start(provider).map_err(failed)?)
+            }
+            None => None,
+        };
+        let (tokens, refresher) = tokens.map_or((None, None), |(t, r)| (Some(t), Some(r)));
         let mut shared = Shared::new(config, partitioner, wakes, metrics);
         shared.tls = tls;
+        shared.tokens = tokens;
         let shared = Arc::new(shared);
         let resolver = Arc::new(Resolver::new(resolver));
         let pool = CallbackPool::start(callback_threads, shared.clone()).map_err(io_err)?;
@@ -235,6 +252,7 @@ impl Producer {
             threads: Mutex::new(threads),
             pool: Mutex::new(pool),
             resolver,
+            refresher: Mutex::new(refresher),
         })
     }
 
@@ -247,10 +265,12 @@ impl Producer {
     /// and retried; records in flight and queued; batches, mean batch size and compression
     /// ratio; Produce round-trip percentiles per broker.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot(
+        let mut m = self.shared.metrics.snapshot(
             self.shared.outstanding() as u64,
             self.shared.queue_depth() as u64,
-        )
+        );
+        m.token_refreshes = self.shared.tokens.as_ref().map_or(0, |t| t.refreshes());
+        m
     }
 
     /// Records enqueued and not yet completed.
@@ -476,6 +496,9 @@ impl Producer {
             let _ = t.join();
         }
         self.resolver.shutdown();
+        if let Some(mut r) = self.refresher.lock().take() {
+            r.stop();
+        }
         // A send that raced with close may have slipped a record in after the threads swept.
         self.sweep();
         self.pool.lock().shutdown();

@@ -153,7 +153,7 @@ fn certificates(option: &str, bytes: &[u8]) -> Result<Vec<CertificateDer<'static
 }
 
 /// The certificates of a PEM file, a directory of them, or PEM text.
-fn trust(option: &str, pem: &Pem) -> Result<Vec<CertificateDer<'static>>, Error> {
+pub(crate) fn trust(option: &str, pem: &Pem) -> Result<Vec<CertificateDer<'static>>, Error> {
     if let Pem::Path(dir) = pem {
         if dir.is_dir() {
             let mut all = Vec::new();

@@ -426,3 +426,116 @@ fn sessions_are_renewed_without_dropping_or_reordering_a_record() {
     assert_eq!(m.disconnects, 0, "a connection dropped: {m:?}");
     assert!(cluster.errors().is_empty(), "{:?}", cluster.errors());
 }
+
+/// OAUTHBEARER with the application's provider: tokens of 3 s, a broker whose sessions end
+/// with the token. The refresher replaces each token before it expires and the connection
+/// re-authenticates with the new one, with no record lost and no connection dropped.
+#[test]
+fn oauthbearer_tokens_are_refreshed_and_sessions_renewed_with_them() {
+    use kprod::sasl::oauth::{unsecured_token, OAuthToken};
+    let cluster = MockCluster::builder()
+        .topic(TOPIC, 1)
+        .sasl_mechanisms(&[Mechanism::OAuthBearer])
+        .sasl_session_lifetime(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let fetched = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let f = fetched.clone();
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .security_protocol(kprod::tls::SecurityProtocol::SaslPlaintext)
+        .sasl_oauthbearer_token_provider(move || -> Result<OAuthToken, String> {
+            f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(unsecured_token("principal=app lifeSeconds=3")?.extension("traceId", "t1"))
+        })
+        .metadata_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(8) {
+        let md = p
+            .produce_record(ProducerRecord::new(TOPIC).value(n.to_string()))
+            .unwrap();
+        assert_eq!(md.offset as u64, n);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let m = p.metrics();
+    p.close(WAIT).unwrap();
+    assert!(m.token_refreshes >= 2, "{m:?}");
+    assert!(m.reauthentications >= 2, "{m:?}");
+    assert_eq!(m.disconnects, 0, "{m:?}");
+    assert_eq!(cluster.end_offset(TOPIC, 0) as u64, n);
+    assert!(cluster.errors().is_empty(), "{:?}", cluster.errors());
+}
+
+#[test]
+fn oauthbearer_refusals_and_a_failing_provider_are_clear() {
+    use kprod::sasl::oauth::OAuthToken;
+    let cluster = MockCluster::builder()
+        .sasl_mechanisms(&[Mechanism::OAuthBearer])
+        .build()
+        .unwrap();
+    // A token the broker does not accept: every record says so.
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .security_protocol(kprod::tls::SecurityProtocol::SaslPlaintext)
+        .sasl_oauthbearer_token_provider(|| -> Result<OAuthToken, String> {
+            Ok(OAuthToken::new(
+                "not.a-valid.jwt",
+                Duration::from_secs(600),
+                "x",
+            ))
+        })
+        .metadata_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    all_fail_with(&p, |e| {
+        matches!(e, Error::Authentication { mechanism: "OAUTHBEARER", message, .. }
+            if message.contains("invalid_token"))
+    });
+    p.close(WAIT).unwrap();
+    // A provider that cannot give a first token: build says why.
+    let e = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .security_protocol(kprod::tls::SecurityProtocol::SaslPlaintext)
+        .sasl_oauthbearer_token_provider(|| -> Result<OAuthToken, String> {
+            Err("the identity provider is unreachable".into())
+        })
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Authentication { message, .. } if message.contains("unreachable")),
+        "{e}"
+    );
+}
+
+/// A producer without TLS in front of a TLS listener that answers the plaintext request with
+/// a TLS alert (as OpenSSL-based terminators do): every record fails saying what to change.
+#[test]
+fn plaintext_to_a_tls_listener_says_to_use_tls() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            // TLS 1.2 record: fatal alert, handshake_failure.
+            let _ = s.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+        }
+    });
+    let p = Producer::builder()
+        .bootstrap_servers(&addr.to_string())
+        .metadata_timeout(Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    all_fail_with(
+        &p,
+        |e| matches!(e, Error::Tls { message, .. } if message.contains("use security.protocol SSL")),
+    );
+}

@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use super::ProducerConfigBuilder;
 use crate::error::Error;
+use crate::sasl::oauth::{OAuthMethod, TokenProvider};
 use crate::sasl::{Mechanism, SaslConfig, Secret};
 use crate::tls::{Pem, SecurityProtocol, TlsConfig};
 
@@ -60,11 +63,82 @@ pub(super) struct SaslParts {
     password: Option<Secret>,
     /// The mechanism a `sasl.jaas.config` login module implies, if any.
     jaas_mechanism: Option<Mechanism>,
+    /// OAUTHBEARER: librdkafka's unsecured-token settings.
+    oauth_config: Option<String>,
+    /// OAUTHBEARER: `sasl.oauthbearer.method` is `oidc`.
+    oidc: bool,
+    oidc_endpoint: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<Secret>,
+    oidc_scope: Option<String>,
+    oidc_extensions: Vec<(String, String)>,
+    /// OAUTHBEARER: the application's provider, or an OIDC configuration given whole.
+    oauth_method: Option<OAuthMethod>,
 }
 
 impl SaslParts {
     fn given(&self) -> bool {
-        self.mechanism.is_some() || self.username.is_some() || self.password.is_some()
+        self.mechanism.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.oauth_config.is_some()
+            || self.oauth_method.is_some()
+            || self.oidc
+    }
+
+    /// Where OAUTHBEARER tokens come from.
+    fn oauth(&self) -> Result<OAuthMethod, Error> {
+        if let Some(m) = &self.oauth_method {
+            return Ok(m.clone());
+        }
+        if self.oidc {
+            return self.oidc_method();
+        }
+        match &self.oauth_config {
+            Some(c) => Ok(OAuthMethod::Unsecured(c.clone())),
+            None => Err(Error::config(
+                "sasl.oauthbearer.method",
+                "OAUTHBEARER needs a token source: sasl.oauthbearer.method=oidc with its \
+                 endpoint and client credentials, sasl.oauthbearer.config for unsecured test \
+                 tokens, or a token provider",
+            )),
+        }
+    }
+
+    #[cfg(feature = "oidc")]
+    fn oidc_method(&self) -> Result<OAuthMethod, Error> {
+        let need = |v: &Option<String>, key: &str| {
+            v.clone()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::config(key, "required with sasl.oauthbearer.method=oidc"))
+        };
+        let mut o = crate::sasl::oidc::OidcConfig::new(
+            &need(&self.oidc_endpoint, "sasl.oauthbearer.token.endpoint.url")?,
+            &need(&self.oidc_client_id, "sasl.oauthbearer.client.id")?,
+            self.oidc_client_secret.clone().ok_or_else(|| {
+                Error::config(
+                    "sasl.oauthbearer.client.secret",
+                    "required with sasl.oauthbearer.method=oidc",
+                )
+            })?,
+        );
+        o.scope = self.oidc_scope.clone();
+        o.extensions = self.oidc_extensions.clone();
+        Ok(OAuthMethod::Oidc(o))
+    }
+
+    #[cfg(not(feature = "oidc"))]
+    fn oidc_method(&self) -> Result<OAuthMethod, Error> {
+        let _ = (
+            &self.oidc_endpoint,
+            &self.oidc_client_id,
+            &self.oidc_client_secret,
+        );
+        let _ = (&self.oidc_scope, &self.oidc_extensions);
+        Err(Error::config(
+            "sasl.oauthbearer.method",
+            "oidc needs kprod built with its `oidc` feature",
+        ))
     }
 
     /// The SASL settings, if any were given.
@@ -86,11 +160,14 @@ impl SaslParts {
                 ));
             }
         }
-        Ok(Some(SaslConfig {
+        if mechanism == Mechanism::OAuthBearer {
+            return Ok(Some(SaslConfig::oauthbearer(self.oauth()?)));
+        }
+        Ok(Some(SaslConfig::new(
             mechanism,
-            username: self.username.clone().unwrap_or_default(),
-            password: self.password.clone().unwrap_or_default(),
-        }))
+            &self.username.clone().unwrap_or_default(),
+            self.password.clone().unwrap_or_default(),
+        )))
     }
 }
 
@@ -196,6 +273,45 @@ impl ProducerConfigBuilder {
         self
     }
 
+    /// OAUTHBEARER with librdkafka's unsecured test tokens (`sasl.oauthbearer.config`):
+    /// `principal=NAME [scope=A,B] [lifeSeconds=N] [extension_KEY=VALUE]...`; only a broker
+    /// configured to accept unsigned tokens takes them. Default: none.
+    pub fn sasl_oauthbearer_config(mut self, config: &str) -> Self {
+        self.sasl.oauth_config = Some(config.to_string());
+        self
+    }
+
+    /// OAUTHBEARER with tokens from the application's `provider` (called off the I/O
+    /// threads: when the producer starts, then at 80% of each token's lifetime). Sets the
+    /// mechanism. Default: none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kprod::sasl::oauth::OAuthToken;
+    /// let b = kprod::Producer::builder()
+    ///     .bootstrap_servers("broker:9098")
+    ///     .security_protocol(kprod::tls::SecurityProtocol::SaslSsl)
+    ///     .sasl_oauthbearer_token_provider(|| -> Result<OAuthToken, String> {
+    ///         Ok(OAuthToken::new("eyJh.eyJz.sig", Duration::from_secs(900), "app"))
+    ///     });
+    /// assert!(b.build_config().is_ok());
+    /// ```
+    pub fn sasl_oauthbearer_token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.sasl.mechanism = Some(Mechanism::OAuthBearer);
+        self.sasl.oauth_method = Some(OAuthMethod::Provider(Arc::new(provider)));
+        self
+    }
+
+    /// OAUTHBEARER with OIDC client credentials (`sasl.oauthbearer.method=oidc` and its
+    /// properties). Sets the mechanism. Default: none.
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    pub fn sasl_oauthbearer_oidc(mut self, config: crate::sasl::oidc::OidcConfig) -> Self {
+        self.sasl.mechanism = Some(Mechanism::OAuthBearer);
+        self.sasl.oauth_method = Some(OAuthMethod::Oidc(config));
+        self
+    }
+
     /// Sets a security property by its librdkafka or Java name: `Ok(false)` if `key` is not
     /// one.
     pub(super) fn security_property(&mut self, key: &str, value: &str) -> Result<bool, Error> {
@@ -248,10 +364,42 @@ impl ProducerConfigBuilder {
                 }
             }
             "sasl.mechanism" | "sasl.mechanisms" => {
-                self.sasl.mechanism = Some(
-                    Mechanism::from_name(value)
-                        .ok_or_else(|| bad("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))?,
-                );
+                self.sasl.mechanism = Some(Mechanism::from_name(value).ok_or_else(|| {
+                    bad("expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER")
+                })?);
+            }
+            "sasl.oauthbearer.config" => self.sasl.oauth_config = Some(value.to_string()),
+            // librdkafka requires this for unsecured tokens; kprod uses them whenever
+            // sasl.oauthbearer.config is the token source.
+            "enable.sasl.oauthbearer.unsecure.jwt" => {
+                if !matches!(value, "true" | "false") {
+                    return Err(bad("expected true or false"));
+                }
+            }
+            "sasl.oauthbearer.method" => {
+                self.sasl.oidc = match value.to_ascii_lowercase().as_str() {
+                    "oidc" => true,
+                    "default" => false,
+                    _ => return Err(bad("expected default or oidc")),
+                }
+            }
+            "sasl.oauthbearer.token.endpoint.url" => {
+                self.sasl.oidc_endpoint = Some(value.to_string())
+            }
+            "sasl.oauthbearer.client.id" => self.sasl.oidc_client_id = Some(value.to_string()),
+            "sasl.oauthbearer.client.secret" => {
+                self.sasl.oidc_client_secret = Some(Secret::new(value))
+            }
+            "sasl.oauthbearer.scope" => self.sasl.oidc_scope = Some(value.to_string()),
+            "sasl.oauthbearer.extensions" => {
+                let mut ext = Vec::new();
+                for kv in value.split(',').filter(|s| !s.trim().is_empty()) {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .ok_or_else(|| bad("expected key=value,key=value"))?;
+                    ext.push((k.trim().to_string(), v.trim().to_string()));
+                }
+                self.sasl.oidc_extensions = ext;
             }
             "sasl.username" => self.sasl.username = Some(value.to_string()),
             "sasl.password" => self.sasl.password = Some(Secret::new(value)),

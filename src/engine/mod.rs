@@ -271,6 +271,8 @@ pub(crate) struct Shared {
     /// records whose metadata or delivery deadline passes meanwhile fail with it rather than
     /// with a bare timeout, since it is why they could not be sent.
     pub security_failure: Mutex<Option<Error>>,
+    /// The current OAUTHBEARER token, kept fresh by the producer's refresher thread.
+    pub tokens: Option<Arc<crate::sasl::tokens::TokenSource>>,
 }
 
 impl Shared {
@@ -308,6 +310,7 @@ impl Shared {
             clock: Clock::System,
             tls: None,
             security_failure: Mutex::new(None),
+            tokens: None,
         }
     }
 

@@ -141,6 +141,12 @@ pub struct CapturedRequest {
     pub body: Bytes,
 }
 
+/// The mock's OAUTHBEARER validation on arbitrary bytes (for the fuzz targets).
+#[doc(hidden)]
+pub fn fuzz_oauthbearer(message: &[u8]) -> Result<(String, Duration), String> {
+    security::oauthbearer(message)
+}
+
 /// How many [`CapturedRequest`]s a cluster keeps (the oldest go first).
 pub const MAX_CAPTURED_REQUESTS: usize = 4096;
 

@@ -137,6 +137,9 @@ pub(crate) struct Session {
     /// The mechanism chosen by SaslHandshake, waiting for SaslAuthenticate.
     mechanism: Option<Mechanism>,
     scram: Option<ScramServer>,
+    /// OAUTHBEARER: the token was refused with an error status; the client's `\x01` comes
+    /// next, answered with the failure.
+    oauth_refused: Option<String>,
     /// Authenticated; with a lifetime, until when.
     authenticated: Option<Option<Instant>>,
     /// Re-authentications completed.
@@ -181,6 +184,7 @@ impl Session {
                 match chosen {
                     Some(m) => {
                         self.mechanism = Some(m);
+                        self.oauth_refused = None;
                         self.scram = m.scram().map(|hash| {
                             let mut s = ScramServer::new(hash);
                             s.forge_signature = sasl.forge_scram_signature;
@@ -208,12 +212,38 @@ impl Session {
                         "SaslAuthenticate before SaslHandshake".into(),
                     );
                 };
-                let step = match &mut self.scram {
-                    Some(s) => {
+                // The session ends at the configured lifetime, or when the token does, if
+                // sooner (as Kafka bounds an OAUTHBEARER session by its token).
+                let mut lifetime = sasl.session_lifetime;
+                let step = match (&mut self.scram, mechanism) {
+                    (Some(s), _) => {
                         let hash = mechanism.scram().expect("a SCRAM mechanism");
                         s.step(&req.auth_bytes, |u| sasl.credential(hash, u))
                     }
-                    None => plain(sasl, &req.auth_bytes),
+                    (None, Mechanism::OAuthBearer) => match self.oauth_refused.take() {
+                        Some(why) => ServerStep::Failed(why),
+                        None => match oauthbearer(&req.auth_bytes) {
+                            Ok((user, left)) => {
+                                lifetime = lifetime.map(|l| l.min(left));
+                                ServerStep::Done {
+                                    user,
+                                    message: Vec::new(),
+                                }
+                            }
+                            Err(why) => {
+                                self.oauth_refused = Some(why);
+                                self.mechanism = Some(mechanism);
+                                let resp = SaslAuthenticateResponse {
+                                    auth_bytes: br#"{"status":"invalid_token"}"#.to_vec().into(),
+                                    ..SaslAuthenticateResponse::default()
+                                };
+                                return Gate::Answer(encode::<SaslAuthenticateRequest>(
+                                    &resp, v, cid,
+                                ));
+                            }
+                        },
+                    },
+                    (None, _) => plain(sasl, &req.auth_bytes),
                 };
                 match step {
                     ServerStep::Continue(token) => {
@@ -229,12 +259,10 @@ impl Session {
                         }
                         self.mechanism = None;
                         self.scram = None;
-                        self.authenticated = Some(sasl.session_lifetime.map(|l| now + l));
+                        self.authenticated = Some(lifetime.map(|l| now + l));
                         let resp = SaslAuthenticateResponse {
                             auth_bytes: message.into(),
-                            session_lifetime_ms: sasl
-                                .session_lifetime
-                                .map_or(0, |l| l.as_millis() as i64),
+                            session_lifetime_ms: lifetime.map_or(0, |l| l.as_millis() as i64),
                             ..SaslAuthenticateResponse::default()
                         };
                         Gate::Answer(encode::<SaslAuthenticateRequest>(&resp, v, cid))
@@ -306,6 +334,61 @@ fn plain(sasl: &SaslServer, token: &[u8]) -> ServerStep {
         },
         _ => ServerStep::Failed("invalid user name or password".into()),
     }
+}
+
+/// OAUTHBEARER's client message (RFC 7628): `n,[a=authzid],\x01auth=Bearer TOKEN\x01[k=v\x01]...
+/// \x01`, with an unsecured JWT (`alg` none) that names a subject and has not expired, as
+/// Kafka's unsecured validator accepts. The principal and the time the token has left.
+pub(crate) fn oauthbearer(message: &[u8]) -> Result<(String, Duration), String> {
+    let m = std::str::from_utf8(message).map_err(|_| "not UTF-8".to_string())?;
+    let rest = m.strip_prefix("n,").ok_or("no gs2 header")?;
+    let (_authzid, rest) = rest.split_once(',').ok_or("no gs2 header")?;
+    let body = rest
+        .strip_prefix('\x01')
+        .and_then(|r| r.strip_suffix("\x01\x01"))
+        .ok_or("not \\x01-separated")?;
+    let mut token = None;
+    for kv in body.split('\x01') {
+        let (k, v) = kv.split_once('=').ok_or("a key without a value")?;
+        if k == "auth" {
+            token = v.strip_prefix("Bearer ");
+        } else if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphabetic()) {
+            return Err(format!("bad extension key {k:?}"));
+        }
+    }
+    let token = token.ok_or("no auth=Bearer")?;
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("the token is not a JWT".into());
+    };
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let json = |part: &str| -> Result<serde_json::Value, String> {
+        let bytes = b64.decode(part).map_err(|_| "not base64url".to_string())?;
+        serde_json::from_slice(&bytes).map_err(|_| "not JSON".to_string())
+    };
+    let (header, claims) = (json(header)?, json(claims)?);
+    if header.get("alg").and_then(|a| a.as_str()) != Some("none") || !sig.is_empty() {
+        return Err("only unsecured tokens (alg none) are validated here".into());
+    }
+    let sub = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or("no subject")?;
+    let exp = claims
+        .get("exp")
+        .and_then(|e| e.as_f64())
+        .ok_or("no expiry")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    if exp <= now {
+        return Err("the token has expired".into());
+    }
+    Ok((sub.to_string(), Duration::from_secs_f64(exp - now)))
 }
 
 /// The TLS settings of a listener, as given to the builder.

@@ -11,10 +11,23 @@
 //! - SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677): [`scram`]. The password never travels,
 //!   and the broker proves it knows the credential: a wrong server signature fails the
 //!   connection.
+//! - OAUTHBEARER (RFC 7628, KIP-255): [`oauth`]. A bearer token from a [`oauth::TokenProvider`]
+//!   (the application's, OIDC client credentials with feature `oidc`, or unsecured test
+//!   tokens), refreshed off the I/O threads before it expires.
 
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod oauth;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub mod oidc;
 pub mod scram;
+pub(crate) mod tokens;
 
 use std::fmt;
+use std::sync::Arc;
+
+use oauth::{OAuthClient, OAuthMethod, OAuthToken};
 
 /// A password or other secret: kept out of `Debug` output, logs and error messages.
 ///
@@ -67,11 +80,21 @@ pub enum Mechanism {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER`: an OAuth 2 bearer token.
+    OAuthBearer,
 }
 
 impl Mechanism {
     /// Every mechanism kprod speaks.
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
+        Mechanism::Plain,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
+    ];
+
+    /// The mechanisms that authenticate with a user name and password.
+    pub const WITH_PASSWORD: [Mechanism; 3] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
@@ -83,6 +106,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -103,7 +127,7 @@ impl Mechanism {
         match self {
             Mechanism::ScramSha256 => Some(scram::Hash::Sha256),
             Mechanism::ScramSha512 => Some(scram::Hash::Sha512),
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
         }
     }
 }
@@ -129,6 +153,8 @@ pub struct SaslConfig {
     pub username: String,
     /// The password (PLAIN, SCRAM).
     pub password: Secret,
+    /// Where tokens come from (OAUTHBEARER).
+    pub oauth: Option<OAuthMethod>,
 }
 
 impl SaslConfig {
@@ -138,11 +164,33 @@ impl SaslConfig {
             mechanism,
             username: username.to_string(),
             password: password.into(),
+            oauth: None,
+        }
+    }
+
+    /// OAUTHBEARER with tokens from `method`.
+    pub fn oauthbearer(method: OAuthMethod) -> Self {
+        SaslConfig {
+            mechanism: Mechanism::OAuthBearer,
+            username: String::new(),
+            password: Secret::default(),
+            oauth: Some(method),
         }
     }
 
     /// Checks the settings, naming what is wrong.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.mechanism == Mechanism::OAuthBearer {
+            return match &self.oauth {
+                None => Err(
+                    "OAUTHBEARER needs a token source: sasl.oauthbearer.config, \
+                             sasl.oauthbearer.method=oidc, or a token provider"
+                        .into(),
+                ),
+                Some(OAuthMethod::Unsecured(c)) => oauth::unsecured_token(c).map(|_| ()),
+                Some(_) => Ok(()),
+            };
+        }
         if self.username.is_empty() {
             return Err(format!("{} needs a user name", self.mechanism));
         }
@@ -152,9 +200,13 @@ impl SaslConfig {
         Ok(())
     }
 
-    /// A new exchange for one authentication.
-    pub(crate) fn exchange(&self) -> Exchange {
-        match self.mechanism.scram() {
+    /// A new exchange for one authentication; OAUTHBEARER needs the current `token`.
+    pub(crate) fn exchange(&self, token: Option<Arc<OAuthToken>>) -> Result<Exchange, String> {
+        if self.mechanism == Mechanism::OAuthBearer {
+            let token = token.ok_or("no OAUTHBEARER token")?;
+            return Ok(Exchange::OAuth(OAuthClient::new(token)));
+        }
+        Ok(match self.mechanism.scram() {
             Some(hash) => Exchange::Scram(scram::ScramClient::new(
                 hash,
                 &self.username,
@@ -165,7 +217,7 @@ impl SaslConfig {
                 password: self.password.clone(),
                 sent: false,
             },
-        }
+        })
     }
 }
 
@@ -212,6 +264,7 @@ pub(crate) enum Exchange {
         sent: bool,
     },
     Scram(scram::ScramClient),
+    OAuth(OAuthClient),
 }
 
 impl Exchange {
@@ -232,6 +285,7 @@ impl Exchange {
                 t
             }
             Exchange::Scram(s) => s.client_first(),
+            Exchange::OAuth(o) => o.start(),
         }
     }
 
@@ -242,6 +296,7 @@ impl Exchange {
             Exchange::Plain { sent: true, .. } if server.is_empty() => Ok(Step::Done),
             Exchange::Plain { .. } => Err(SaslError::AfterEnd),
             Exchange::Scram(s) => s.step(server),
+            Exchange::OAuth(o) => o.step(server),
         }
     }
 }
@@ -253,10 +308,10 @@ mod tests {
     #[test]
     fn plain_sends_one_token_and_expects_an_empty_answer() {
         let c = SaslConfig::new(Mechanism::Plain, "alice", "pw");
-        let mut x = c.exchange();
+        let mut x = c.exchange(None).unwrap();
         assert_eq!(x.start(), b"\0alice\0pw");
         assert_eq!(x.step(b""), Ok(Step::Done));
-        let mut x = c.exchange();
+        let mut x = c.exchange(None).unwrap();
         x.start();
         assert_eq!(x.step(b"more?"), Err(SaslError::AfterEnd));
     }
@@ -271,7 +326,13 @@ mod tests {
             .is_err());
         let c = SaslConfig::new(Mechanism::ScramSha512, "bob", "topsecret");
         assert!(c.validate().is_ok());
-        assert!(!format!("{c:?}{:?}", c.exchange()).contains("topsecret"));
+        assert!(!format!("{c:?}{:?}", c.exchange(None).unwrap()).contains("topsecret"));
+        assert!(SaslConfig::new(Mechanism::OAuthBearer, "", "")
+            .validate()
+            .is_err());
+        let unsecured = SaslConfig::oauthbearer(OAuthMethod::Unsecured("principal=a".into()));
+        assert!(unsecured.validate().is_ok());
+        assert!(unsecured.exchange(None).is_err());
         for m in Mechanism::ALL {
             assert_eq!(Mechanism::from_name(m.name()), Some(m));
         }

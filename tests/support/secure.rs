@@ -30,17 +30,13 @@ pub struct Listener {
 
 impl Listener {
     /// Every combination: {plaintext, TLS, mTLS} × {no SASL, PLAIN, SCRAM-SHA-256,
-    /// SCRAM-SHA-512}.
+    /// SCRAM-SHA-512, OAUTHBEARER}.
     pub fn all() -> Vec<Listener> {
         let mut v = Vec::new();
         for tls in [Tls::None, Tls::Server, Tls::Mutual] {
-            for sasl in [
-                None,
-                Some(Mechanism::Plain),
-                Some(Mechanism::ScramSha256),
-                Some(Mechanism::ScramSha512),
-            ] {
-                v.push(Listener { tls, sasl });
+            v.push(Listener { tls, sasl: None });
+            for m in Mechanism::ALL {
+                v.push(Listener { tls, sasl: Some(m) });
             }
         }
         v
@@ -88,10 +84,21 @@ impl Listener {
             set("ssl.certificate.pem", &pki.client.cert);
             set("ssl.key.pem", &pki.client.key);
         }
-        if let Some(m) = self.sasl {
-            set("sasl.mechanisms", m.name());
-            set("sasl.username", user);
-            set("sasl.password", password);
+        match self.sasl {
+            // Unsecured test tokens naming `user` (the mock validates them as Kafka's
+            // unsecured validator does; there is no password).
+            Some(Mechanism::OAuthBearer) => {
+                set("sasl.mechanisms", "OAUTHBEARER");
+                set("sasl.oauthbearer.config", &format!("principal={user}"));
+                set("enable.sasl.oauthbearer.unsecure.jwt", "true");
+                let _ = password;
+            }
+            Some(m) => {
+                set("sasl.mechanisms", m.name());
+                set("sasl.username", user);
+                set("sasl.password", password);
+            }
+            None => {}
         }
         p
     }

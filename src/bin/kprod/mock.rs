@@ -31,8 +31,8 @@ pub struct MockArgs {
     /// With --tls-cert: require client certificates signed by this CA (PEM file).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
-    /// Require SASL with this mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
-    /// (repeatable).
+    /// Require SASL with this mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER
+    /// (unsecured JWTs, as Kafka's unsecured validator accepts them) (repeatable).
     #[arg(long = "sasl-mechanism", value_name = "MECH", value_parser = parse_mechanism)]
     sasl_mechanisms: Vec<kprod::sasl::Mechanism>,
     /// A SASL user, as NAME:PASSWORD (repeatable).
@@ -41,8 +41,9 @@ pub struct MockArgs {
 }
 
 fn parse_mechanism(s: &str) -> Result<kprod::sasl::Mechanism, String> {
-    kprod::sasl::Mechanism::from_name(s)
-        .ok_or_else(|| format!("{s:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))
+    kprod::sasl::Mechanism::from_name(s).ok_or_else(|| {
+        format!("{s:?}: expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER")
+    })
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -85,8 +86,12 @@ pub fn run(a: MockArgs) -> Result<ExitCode, String> {
         }
     }
     if !a.sasl_mechanisms.is_empty() {
-        if a.sasl_users.is_empty() {
-            return Err("--sasl-mechanism needs at least one --sasl-user NAME:PASSWORD".into());
+        let with_password = a
+            .sasl_mechanisms
+            .iter()
+            .any(|m| kprod::sasl::Mechanism::WITH_PASSWORD.contains(m));
+        if with_password && a.sasl_users.is_empty() {
+            return Err("PLAIN and SCRAM need at least one --sasl-user NAME:PASSWORD".into());
         }
         b = b.sasl_mechanisms(&a.sasl_mechanisms);
         for (name, password) in &a.sasl_users {

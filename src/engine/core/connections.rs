@@ -279,6 +279,21 @@ impl EngineCore {
                     Err(e) => failure = Some(Fail::Conn(e.to_string())),
                 }
             }
+            // A TLS record (alert or handshake, version 3.x) where a Kafka answer should be:
+            // the listener wants TLS and this connection does not speak it.
+            if c.tls.is_none()
+                && c.state == State::Negotiating
+                && matches!(data, [0x15 | 0x16, 0x03, ..])
+                && matches!(failure, Some(Fail::Conn(_)))
+            {
+                failure = Some(Fail::Security(Error::Tls {
+                    broker: c.addr.clone(),
+                    kind: crate::tls::TlsFailure::Other,
+                    message: "the broker answered in TLS: use security.protocol SSL or SASL_SSL"
+                        .into(),
+                    at: Location::default(),
+                }));
+            }
         }
         let mut responses = responses.into_iter();
         for (inflight, frame) in responses.by_ref() {

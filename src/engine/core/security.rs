@@ -195,7 +195,16 @@ impl EngineCore {
             .sasl
             .as_ref()
             .expect("authentication is configured");
-        let exchange = sasl.exchange();
+        let token = match &self.shared.tokens {
+            Some(t) => match t.current() {
+                Ok(t) => Some(t),
+                Err(why) => return Err(Fail::Security(self.auth_error(i, why))),
+            },
+            None => None,
+        };
+        let exchange = sasl
+            .exchange(token)
+            .map_err(|why| Fail::Security(self.auth_error(i, why)))?;
         let mechanism = sasl.mechanism.name().to_string();
         let c = self.conns[i].as_mut().expect("live conn");
         let version = c
