@@ -313,6 +313,9 @@ fn rdkafka_config(b: &str) -> ClientConfig {
     for (k, v) in security() {
         c.set(k, v);
     }
+    if let Ok(d) = std::env::var("BENCH_RDKAFKA_DEBUG") {
+        c.set("debug", d);
+    }
     c
 }
 
@@ -737,10 +740,16 @@ fn tls_main(topic: &str, rounds: usize, n: u64, n_latency: u64) {
     std::fs::create_dir_all(&dir).unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL takes a certificate whose issuer is its own subject for a
+    // self-signed one.
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "kprod bench CA");
     let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
     let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     leaf.subject_alt_names
         .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = leaf.signed_by(&key, &ca).unwrap();
     let path = |name: &str, text: &str| {
@@ -790,6 +799,10 @@ fn tls_main(topic: &str, rounds: usize, n: u64, n_latency: u64) {
             kt / rt,
             kc / rc
         );
+    }
+    if !env_or("BENCH_LATENCY", true) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
     }
     let payload = pool[0].clone();
     // Each round: plaintext then TLS (then TLS then plaintext), per client.

@@ -8,6 +8,8 @@ set -euo pipefail
 need=()
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# - openssl (the command): the key-format tests turn keys into PKCS#1 and SEC1 and encrypt one.
+command -v openssl >/dev/null || need+=(openssl)
 command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || need+=(stunnel4)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} (Debian packages)"

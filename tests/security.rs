@@ -539,3 +539,144 @@ fn plaintext_to_a_tls_listener_says_to_use_tls() {
         |e| matches!(e, Error::Tls { message, .. } if message.contains("use security.protocol SSL")),
     );
 }
+
+/// `openssl` with `args`, its stdin `input`: its stdout.
+fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the openssl command (scripts/install-deps.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Client keys as PKCS#8 (EC), SEC1 (EC) and PKCS#1 (RSA), each with a certificate from the
+/// broker's trusted CA, authenticate over mTLS; an encrypted key is refused at build with a
+/// clear error.
+#[test]
+fn client_keys_in_pkcs8_sec1_and_pkcs1_and_encrypted_ones_refused() {
+    let pki = pki();
+    let l = Listener {
+        tls: Tls::Mutual,
+        sasl: None,
+    };
+    let cluster = l.cluster(MockCluster::builder()).build().unwrap();
+    let sec1 = openssl(&["ec", "-outform", "PEM"], &pki.client.key);
+    assert!(sec1.contains("BEGIN EC PRIVATE KEY"), "{sec1}");
+    // An RSA client: the key from openssl, the certificate signed here by the CA.
+    let rsa_pkcs8 = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        "",
+    );
+    let rsa_cert = support::certs::client_cert_for(&rsa_pkcs8);
+    let pkcs1 = openssl(&["rsa", "-traditional"], &rsa_pkcs8);
+    assert!(pkcs1.contains("BEGIN RSA PRIVATE KEY"), "{pkcs1}");
+    for (what, cert, key) in [
+        ("PKCS#8 EC", &pki.client.cert, &pki.client.key),
+        ("SEC1 EC", &pki.client.cert, &sec1),
+        ("PKCS#1 RSA", &rsa_cert, &pkcs1),
+    ] {
+        let props = vec![
+            ("security.protocol".to_string(), "SSL".to_string()),
+            ("ssl.ca.pem".to_string(), pki.ca.clone()),
+            ("ssl.certificate.pem".to_string(), cert.clone()),
+            ("ssl.key.pem".to_string(), key.clone()),
+        ];
+        let p = producer(&cluster, &props).unwrap();
+        let (out, _) = outcomes(&p, 5);
+        assert!(out.iter().all(Result::is_ok), "{what}: {out:?}");
+        p.close(WAIT).unwrap();
+    }
+    let encrypted = openssl(
+        &[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:hunter2",
+        ],
+        &pki.client.key,
+    );
+    let e = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .security_protocol(kprod::tls::SecurityProtocol::Ssl)
+        .ssl_ca_pem(&pki.ca)
+        .ssl_certificate_pem(&pki.client.cert)
+        .ssl_key_pem(&encrypted)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("encrypted") && e.contains("ssl_key"), "{e}");
+    assert!(!e.contains("BEGIN"), "{e}");
+}
+
+/// The mock's SASL listener serves nothing before authentication: a Metadata request as the
+/// first request closes the connection unanswered (ApiVersions is answered).
+#[test]
+fn the_mock_serves_nothing_before_authentication() {
+    use kprod::protocol::encode_request;
+    use kprod::protocol::messages::api_versions::ApiVersionsRequest;
+    use kprod::protocol::messages::metadata::MetadataRequest;
+    use std::io::{Read, Write};
+    let cluster = MockCluster::builder()
+        .sasl_mechanisms(&[Mechanism::Plain])
+        .sasl_user(USER, PASSWORD)
+        .build()
+        .unwrap();
+    let addr = cluster.broker_addr(1);
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut wire = Vec::new();
+    encode_request(&ApiVersionsRequest::kprod(), 3, 1, Some("t"), &mut wire).unwrap();
+    s.write_all(&wire).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut frame).unwrap();
+    wire.clear();
+    encode_request(
+        &MetadataRequest::for_topics(["t"]),
+        12,
+        2,
+        Some("t"),
+        &mut wire,
+    )
+    .unwrap();
+    s.write_all(&wire).unwrap();
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest).unwrap();
+    assert_eq!(n, 0, "the mock answered Metadata before authentication");
+    let deadline = Instant::now() + WAIT;
+    while cluster.errors().is_empty() {
+        assert!(Instant::now() < deadline, "no error recorded");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        cluster.errors()[0].contains("Metadata before authentication"),
+        "{:?}",
+        cluster.errors()
+    );
+}

@@ -34,6 +34,8 @@ pub struct Pki {
     pub client: Pair,
     /// A client, by `other_ca`.
     pub untrusted_client: Pair,
+    /// The good CA, to sign more.
+    issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -71,6 +73,15 @@ fn leaf(
     }
 }
 
+/// A client certificate from the good CA for the key in `key_pem` (PKCS#8).
+pub fn client_cert_for(key_pem: &str) -> String {
+    let key = KeyPair::from_pem(key_pem).unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "kprod-rsa-client");
+    p.signed_by(&key, &pki().issuer).unwrap().pem()
+}
+
 /// The certificates (made on first use).
 pub fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
@@ -87,6 +98,7 @@ pub fn pki() -> &'static Pki {
             expired_broker: leaf(&good, &host, true, true),
             client: leaf(&good, &["kprod-client"], false, false),
             untrusted_client: leaf(&other, &["kprod-client"], false, false),
+            issuer: good,
         }
     })
 }

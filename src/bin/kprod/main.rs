@@ -120,7 +120,8 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("{s:?}: expected key=value"))
+        // Not echoed: a mistyped `-X sasl.password:...` must not print the password.
+        .ok_or_else(|| "expected key=value".to_string())
 }
 
 /// Where records go: the given cluster, or an embedded mock one (kept alive by the guard).

@@ -88,8 +88,9 @@ pub(crate) struct BrokerConn {
     /// Until ready: when the attempt fails if not done (TCP, TLS, ApiVersions and SASL
     /// together, as the Java client's `socket.connection.setup.timeout.ms`).
     connect_deadline: Option<Instant>,
-    /// The TLS session, on a TLS connection that is up.
-    pub tls: Option<Tls>,
+    /// The TLS session, on a TLS connection that is up (boxed: a rustls session is large, and
+    /// the plaintext path walks these structs every turn).
+    pub tls: Option<Box<Tls>>,
     /// SASL progress and the re-authentication timer.
     pub auth: Auth,
 }
@@ -190,7 +191,7 @@ impl EngineCore {
         // and goes once it is done.
         if let Some(config) = &self.shared.tls {
             match Tls::new(config.clone(), &c.addr) {
-                Ok(t) => c.tls = Some(t),
+                Ok(t) => c.tls = Some(Box::new(t)),
                 Err(e) => return self.security_failed(conn, now, e),
             }
         }

@@ -156,7 +156,7 @@ impl Tls {
 /// SASL progress on one connection.
 #[derive(Debug, Default)]
 pub(crate) struct Auth {
-    exchange: Option<Exchange>,
+    exchange: Option<Box<Exchange>>,
     /// When to re-authenticate, on an authenticated connection whose broker gave a session
     /// lifetime.
     reauth_at: Option<Instant>,
@@ -215,7 +215,7 @@ impl EngineCore {
             let why = "the broker does not offer SaslHandshake v1 (Kafka 1.0 or later)".into();
             return Err(Fail::Security(self.auth_error(i, why)));
         };
-        c.auth.exchange = Some(exchange);
+        c.auth.exchange = Some(Box::new(exchange));
         c.conn
             .send(
                 &SaslHandshakeRequest { mechanism },
