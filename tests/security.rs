@@ -291,6 +291,29 @@ fn tls_failures_end_every_record_with_the_kind() {
     }
 }
 
+/// Connecting by name sends the name as SNI (the name is what the certificate is checked
+/// against); an IP address sends none, as TLS requires.
+#[test]
+fn the_host_name_is_sent_as_sni() {
+    let l = Listener {
+        tls: Tls::Server,
+        sasl: None,
+    };
+    let cluster = l.cluster(MockCluster::builder()).build().unwrap();
+    let by_name = format!("localhost:{}", cluster.broker_addr(1).port());
+    let p = Producer::builder()
+        .bootstrap_servers(&by_name)
+        .from_properties(as_strs(&l.good_props()))
+        .unwrap()
+        .build()
+        .unwrap();
+    p.produce_record(ProducerRecord::new(TOPIC).value("v"))
+        .unwrap();
+    p.close(WAIT).unwrap();
+    // The bootstrap connection by name; the broker's advertised 127.0.0.1 sends no SNI.
+    assert_eq!(cluster.tls_server_names(), ["localhost"]);
+}
+
 #[test]
 fn host_name_verification_is_off_only_when_asked() {
     let pki = pki();

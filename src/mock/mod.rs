@@ -471,6 +471,11 @@ impl MockCluster {
         self.shared.auth_failures.load(Ordering::Relaxed)
     }
 
+    /// The host names TLS clients asked for (SNI), one per connection that sent one.
+    pub fn tls_server_names(&self) -> Vec<String> {
+        self.shared.server_names.lock().clone()
+    }
+
     /// SASL re-authentications completed on open connections (KIP-368).
     pub fn reauthentications(&self) -> u64 {
         self.shared.reauthentications.load(Ordering::Relaxed)

@@ -33,6 +33,14 @@ pub(crate) enum Wire {
 }
 
 impl Wire {
+    /// The name a TLS client sent (SNI), once the handshake is done.
+    pub fn server_name(&self) -> Option<String> {
+        match self {
+            Wire::Plain(_) => None,
+            Wire::Tls(t) => t.conn.server_name().map(str::to_string),
+        }
+    }
+
     /// The socket beneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {

@@ -113,6 +113,8 @@ pub(crate) struct Shared {
     /// Authentications refused, and re-authentications completed, on every connection.
     pub auth_failures: AtomicU64,
     pub reauthentications: AtomicU64,
+    /// The SNI names TLS clients sent, one per connection that sent one.
+    pub server_names: Mutex<Vec<String>>,
 }
 
 impl Broker {
@@ -141,6 +143,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             auth_failures: AtomicU64::new(0),
             reauthentications: AtomicU64::new(0),
+            server_names: Mutex::new(Vec::new()),
         }
     }
 
@@ -303,6 +306,7 @@ fn run(shared: &Shared, idx: usize, stream: &mut Wire) -> Result<(), String> {
     // Responses in request order, each with the time it may be sent.
     let mut outbox: VecDeque<(Instant, Pending)> = VecDeque::new();
     let mut session = Session::default();
+    let mut sni_seen = false;
     loop {
         if shared.stopping() {
             return Ok(());
@@ -393,6 +397,12 @@ fn run(shared: &Shared, idx: usize, stream: &mut Wire) -> Result<(), String> {
         };
         let (n, cut) = take_byte_budget(shared, idx, n);
         buf.extend_from_slice(&chunk[..n]);
+        if !sni_seen {
+            sni_seen = true;
+            if let Some(name) = stream.server_name() {
+                shared.server_names.lock().push(name);
+            }
+        }
         let now = Instant::now();
         loop {
             let frame = match splitter.next_frame(&mut buf) {

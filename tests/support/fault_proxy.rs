@@ -103,6 +103,8 @@ struct Shared {
     cuts: AtomicU64,
     next_id: AtomicU64,
     rng: Mutex<u64>,
+    /// Every connection's pump threads, joined on drop (they hold the bytes in flight).
+    pumps: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -142,6 +144,7 @@ impl FaultProxy {
             cuts: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             rng: Mutex::new(seed | 1),
+            pumps: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -216,6 +219,10 @@ impl Drop for FaultProxy {
             let _ = c.shutdown(Shutdown::Both);
             let _ = s.shutdown(Shutdown::Both);
         }
+        // Gone when this returns: no pump keeps bytes (or a thread) past the proxy.
+        for t in std::mem::take(&mut *self.shared.pumps.lock().unwrap()) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -238,15 +245,18 @@ fn start_pumps(s: &Arc<Shared>, client: TcpStream, server: TcpStream) {
     let exchange = Arc::new(Exchange::default());
     let up = s.clone();
     let x = exchange.clone();
-    std::thread::Builder::new()
+    let up_pump = std::thread::Builder::new()
         .name("fault-proxy-up".into())
         .spawn(move || pump(&up, id, client, server, up_budget, true, &x))
         .unwrap();
     let down = s.clone();
-    std::thread::Builder::new()
+    let down_pump = std::thread::Builder::new()
         .name("fault-proxy-down".into())
         .spawn(move || pump(&down, id, s2, c2, down_budget, false, &exchange))
         .unwrap();
+    let mut pumps = s.pumps.lock().unwrap();
+    pumps.retain(|t| !t.is_finished());
+    pumps.extend([up_pump, down_pump]);
 }
 
 /// Copies `from` → `to` until either side closes, the budget runs out (then cuts both
@@ -292,6 +302,9 @@ fn pump(
         })
         .unwrap();
     for (due, chunk) in rx.iter() {
+        if s.stop.load(SeqCst) {
+            break;
+        }
         let wait = due.saturating_duration_since(Instant::now());
         if !wait.is_zero() {
             // Injected latency: the fault itself, not a test waiting for an outcome.
