@@ -161,6 +161,9 @@ impl Drop for Completer {
 #[derive(Debug)]
 pub struct DeliveryHandle {
     slot: Arc<Slot>,
+    /// The partition the record went to, when the producer knows it: waiting on the handle
+    /// urges its batch out without the linger.
+    partition: Option<Arc<crate::engine::PartitionState>>,
 }
 
 impl std::fmt::Debug for Slot {
@@ -184,13 +187,33 @@ pub fn delivery_channel() -> (Completer, DeliveryHandle) {
         Completer {
             target: Some(Target::Handle(slot.clone())),
         },
-        DeliveryHandle { slot },
+        DeliveryHandle {
+            slot,
+            partition: None,
+        },
     )
 }
 
 impl DeliveryHandle {
-    /// Blocks until the outcome is known.
+    /// This handle's record went to `partition`.
+    pub(crate) fn on_partition(mut self, p: Option<Arc<crate::engine::PartitionState>>) -> Self {
+        self.partition = p;
+        self
+    }
+
+    /// Someone is going to wait for the outcome: the record's batch goes without the linger.
+    pub(crate) fn urge(&self) {
+        if let Some(p) = &self.partition {
+            if !self.is_done() {
+                p.urge();
+            }
+        }
+    }
+
+    /// Blocks until the outcome is known. A record still in a batch waiting out its linger is
+    /// sent at once (the linger is for records nobody waits for).
     pub fn wait(self) -> DeliveryResult {
+        self.urge();
         let mut st = self.slot.state.lock();
         loop {
             if let State::Done(_) = &*st {
@@ -201,7 +224,9 @@ impl DeliveryHandle {
     }
 
     /// Blocks at most `timeout`; gives the handle back if the outcome is not known by then.
+    /// Like [`wait`](Self::wait), the record's batch is sent without its linger.
     pub fn wait_timeout(self, timeout: Duration) -> Result<DeliveryResult, DeliveryHandle> {
+        self.urge();
         let deadline = Instant::now() + timeout;
         {
             let mut st = self.slot.state.lock();
@@ -253,9 +278,17 @@ impl Future for DeliveryHandle {
         match &mut *st {
             State::Done(_) => Poll::Ready(take(&mut st)),
             State::Pending(w) => {
+                let first = w.is_none();
                 match w {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *w = Some(cx.waker().clone()),
+                }
+                drop(st);
+                if first {
+                    // Awaited: as a blocking wait, the batch goes without the linger.
+                    if let Some(p) = &self.partition {
+                        p.urge();
+                    }
                 }
                 Poll::Pending
             }

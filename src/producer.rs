@@ -284,6 +284,27 @@ impl Producer {
         completer: Completer,
         max_block: Option<Duration>,
     ) -> Result<(), SendError> {
+        self.enqueue_into(record, completer, max_block, false)
+            .map(|_| ())
+    }
+
+    /// [`enqueue`](Self::enqueue), giving the partition the record went to (for a handle).
+    fn enqueue_placed(
+        &self,
+        record: ProducerRecord,
+        completer: Completer,
+        max_block: Option<Duration>,
+    ) -> Result<Option<Arc<crate::engine::PartitionState>>, SendError> {
+        self.enqueue_into(record, completer, max_block, true)
+    }
+
+    fn enqueue_into(
+        &self,
+        record: ProducerRecord,
+        completer: Completer,
+        max_block: Option<Duration>,
+        want: bool,
+    ) -> Result<Option<Arc<crate::engine::PartitionState>>, SendError> {
         let ProducerRecord {
             topic,
             key,
@@ -302,7 +323,7 @@ impl Producer {
             reserved,
         };
         self.shared
-            .enqueue(&topic, partition, pending, max_block)
+            .enqueue_placed(&topic, partition, pending, max_block, want)
             .map_err(|(error, r)| back(error, topic, partition, timestamp, r))
     }
 
@@ -367,8 +388,8 @@ impl Producer {
     /// `wait_timeout`, `try_result`, or `.await` on any executor.
     pub fn produce_async(&self, record: ProducerRecord) -> Result<DeliveryHandle, SendError> {
         let (completer, handle) = delivery_channel();
-        self.enqueue(record, completer, Some(self.shared.config.max_block))?;
-        Ok(handle)
+        let p = self.enqueue_placed(record, completer, Some(self.shared.config.max_block))?;
+        Ok(handle.on_partition(p))
     }
 
     /// Sends a record and blocks until it is acknowledged (or fails): its partition, offset
@@ -406,6 +427,10 @@ impl Producer {
             .into_iter()
             .map(|r| self.produce_async(r).map_err(|e| e.error))
             .collect();
+        // Every partition's batch goes at once, not one after another as each wait begins.
+        for h in handles.iter().flatten() {
+            h.urge();
+        }
         ProduceAllResults {
             results: handles
                 .into_iter()

@@ -170,6 +170,8 @@ impl Shared {
             partition_count: t.partition_count.clone(),
             acc: Mutex::new(Accumulator::default()),
             lingering: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
+            io: self.io.clone(),
             waited: AtomicBool::new(false),
             waited_since: Mutex::new(None),
         })

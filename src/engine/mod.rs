@@ -100,6 +100,11 @@ pub(crate) struct PartitionState {
     /// Whether the open batch has records (its linger is running): set by the owner, read by
     /// callers to know whether their record starts a batch (then a parked owner is woken).
     pub lingering: AtomicBool,
+    /// A caller waits for a record of this partition's open batch: the owner closes it
+    /// without waiting out the linger, as soon as its leader's connection can take it.
+    pub urgent: AtomicBool,
+    /// Every I/O thread's wake-up, to reach the owner from a waiting caller.
+    io: Arc<[wake::ThreadWake]>,
     /// The earliest send time of records that waited for metadata and were then pushed on the
     /// ring (rare): the owner backdates the batch they join to it. `waited` says it is set.
     waited: AtomicBool,
@@ -117,6 +122,14 @@ impl PartitionState {
     pub fn route(&self) -> (i32, usize) {
         let r = self.route.load(SeqCst);
         ((r >> 32) as u32 as i32, (r & 0xFFFF_FFFF) as usize)
+    }
+
+    /// A caller is about to wait for a record it pushed here: its batch goes without the
+    /// linger. The owner is woken if it is parked (one atomic store and load otherwise).
+    pub fn urge(&self) {
+        if !self.urgent.swap(true, SeqCst) {
+            self.io[self.owner()].wake();
+        }
     }
 
     /// Records that waited for metadata since `since` are about to be pushed on the ring.
@@ -243,7 +256,7 @@ pub(crate) struct Shared {
     /// Bumped whenever leaders or partitions change.
     pub metadata_version: AtomicU64,
     pub metadata_wanted: AtomicBool,
-    pub io: Vec<wake::ThreadWake>,
+    pub io: Arc<[wake::ThreadWake]>,
     /// The producer id and epoch, whether they are known, and whether a bump is wanted.
     pub producer: idempotence::ProducerState,
     buffered_bytes: AtomicUsize,
@@ -292,7 +305,7 @@ impl Shared {
             placement: Mutex::new(placement::Placement::new(io.len())),
             metadata_version: AtomicU64::new(0),
             metadata_wanted: AtomicBool::new(false),
-            io,
+            io: io.into(),
             producer: idempotence::ProducerState::default(),
             buffered_bytes: AtomicUsize::new(0),
             buffered_records: AtomicUsize::new(0),
@@ -335,7 +348,7 @@ impl Shared {
 
     /// Wakes every I/O thread (flush, close, metadata changes).
     pub fn wake_all(&self) {
-        for t in &self.io {
+        for t in self.io.iter() {
             t.wake();
         }
     }

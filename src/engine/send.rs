@@ -150,6 +150,21 @@ impl Shared {
         record: PendingRecord,
         max_block: Option<Duration>,
     ) -> Result<(), (Error, PendingRecord)> {
+        self.enqueue_placed(topic, explicit, record, max_block, false)
+            .map(|_| ())
+    }
+
+    /// [`enqueue`](Self::enqueue), also giving the partition the record was pushed to when
+    /// `want` (for a caller that will wait for it: see [`PartitionState::urge`]); `None` for a
+    /// record waiting for metadata.
+    pub fn enqueue_placed(
+        &self,
+        topic: &str,
+        explicit: Option<i32>,
+        record: PendingRecord,
+        max_block: Option<Duration>,
+        want: bool,
+    ) -> Result<Option<Arc<PartitionState>>, (Error, PendingRecord)> {
         if self.closing.load(Relaxed) {
             return Err((Error::Closed, record));
         }
@@ -198,14 +213,14 @@ impl Shared {
         let parts = t.partitions.load();
         let result = match &*parts {
             Some(parts) if !t.has_pending.load(SeqCst) => {
-                self.push_placed(t, parts, explicit, record, &mut budget)
+                self.push_placed(t, parts, explicit, record, &mut budget, want)
             }
-            _ => self.push_pending(t, explicit, record, &mut budget),
+            _ => self.push_pending(t, explicit, record, &mut budget, want),
         };
         match result {
-            Ok(()) => {
+            Ok(placed) => {
                 Metrics::add(&self.metrics.records_sent, 1);
-                Ok(())
+                Ok(placed)
             }
             Err(e) => {
                 self.release(1, reserved);
@@ -221,7 +236,8 @@ impl Shared {
         explicit: Option<i32>,
         record: PendingRecord,
         budget: &mut Budget,
-    ) -> Result<(), (Error, PendingRecord)> {
+        want: bool,
+    ) -> Result<Option<Arc<PartitionState>>, (Error, PendingRecord)> {
         let p = match self.place(t, parts, explicit, record.key.as_deref()) {
             Ok(p) => &parts[p],
             Err(e) => return Err((e, record)),
@@ -260,7 +276,7 @@ impl Shared {
             }
         }
         self.pushed(p);
-        Ok(())
+        Ok(want.then(|| p.clone()))
     }
 
     /// After a push on `p`'s ring: wake its owner if it is parked (and needs to be).
@@ -279,7 +295,8 @@ impl Shared {
         explicit: Option<i32>,
         record: PendingRecord,
         budget: &mut Budget,
-    ) -> Result<(), (Error, PendingRecord)> {
+        want: bool,
+    ) -> Result<Option<Arc<PartitionState>>, (Error, PendingRecord)> {
         {
             let mut q = t.pending.lock();
             // Metadata may have arrived, and the queue emptied, while we took the lock.
@@ -292,10 +309,10 @@ impl Shared {
                 t.has_pending.store(true, SeqCst);
                 drop(q);
                 self.io[0].wake();
-                return Ok(());
+                return Ok(None);
             }
         }
         let parts = t.partitions.load_full().expect("checked above");
-        self.push_placed(t, &parts, explicit, record, budget)
+        self.push_placed(t, &parts, explicit, record, budget, want)
     }
 }

@@ -176,6 +176,13 @@ impl EngineCore {
                         || !p.lingering.load(SeqCst))
             })
             || (urgent && self.has_open_batches())
+            || self.owned.iter().any(|p| {
+                // A caller waits for a record lingering here, and its batch can go now.
+                p.urgent.load(SeqCst) && {
+                    let acc = p.acc.lock();
+                    (acc.open_len() > 0 || !p.ring.is_empty()) && self.urgent_due(p, &acc)
+                }
+            })
     }
 
     /// What a stuck simulation run prints about this core.

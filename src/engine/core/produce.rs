@@ -17,6 +17,18 @@ use crate::protocol::messages::produce::{PartitionProduceData, ProduceRequest, T
 use crate::protocol::{DecodeError, ErrorCode};
 
 impl EngineCore {
+    /// Whether an urged batch of `p` can go at once: nothing waits ahead of it and its
+    /// leader's connection takes another request.
+    pub(super) fn urgent_due(&self, p: &PartitionState, acc: &Accumulator) -> bool {
+        let (leader, _) = p.route();
+        acc.ready.is_empty()
+            && self
+                .by_broker
+                .get(&leader)
+                .and_then(|&i| self.conns.get(i)?.as_ref())
+                .is_some_and(|c| c.accepts_requests())
+    }
+
     /// Drains rings into batches and closes the batches that are due. Returns the next
     /// batch deadline.
     pub(super) fn accumulate(&mut self, now: Instant) -> Option<Instant> {
@@ -69,6 +81,20 @@ impl EngineCore {
             }
             if drained > 0 {
                 self.shared.ring_drained();
+            }
+            // A caller waits for a record here: its batch goes now rather than after the
+            // linger, once it can go at once (the connection takes another request, nothing
+            // queued ahead of it); until then it keeps gathering records, as batches do while
+            // requests are in flight.
+            let mut urgency = urgency;
+            if urgency == Urgency::Normal && p.urgent.load(Relaxed) {
+                if acc.open_len() == 0 {
+                    // Nothing lingers: the record went in an earlier batch.
+                    p.urgent.store(false, Relaxed);
+                } else if self.urgent_due(&p, &acc) {
+                    p.urgent.store(false, Relaxed);
+                    urgency = Urgency::Flush;
+                }
             }
             let closed = match acc.close_if_due(now, linger, urgency, ids, &mut self.compressor) {
                 Ok(c) => c,
