@@ -196,6 +196,56 @@ fn perf_at_a_fixed_rate_on_the_embedded_cluster() {
     assert!(text(&out.stderr).contains("embedded mock cluster"));
 }
 
+/// `--preset` starts from a preset's values; flags given override them.
+#[test]
+fn presets_and_flags_that_override_them() {
+    let settings = |args: &[&str]| {
+        let mut cmd = kprod();
+        cmd.args(["perf", "--num-records", "200"]).args(args);
+        let out = run(cmd, "");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        err.lines()
+            .find(|l| l.starts_with("kprod perf: mode="))
+            .unwrap_or_else(|| panic!("no settings line in {err}"))
+            .to_string()
+    };
+    let t = settings(&["--preset", "high-throughput"]);
+    assert!(
+        t.contains("acks=Leader") && t.contains("linger=10ms"),
+        "{t}"
+    );
+    assert!(t.contains("compression=Lz4"), "{t}");
+    let t = settings(&[
+        "--preset",
+        "high-throughput",
+        "--linger-ms",
+        "2",
+        "-z",
+        "zstd",
+    ]);
+    assert!(t.contains("linger=2ms") && t.contains("Zstd"), "{t}");
+    let t = settings(&["--preset", "low-latency"]);
+    assert!(
+        t.contains("linger=0ns") && t.contains("batch.size=16384"),
+        "{t}"
+    );
+    let t = settings(&["--preset", "reliability"]);
+    assert!(
+        t.contains("acks=All") && t.contains("idempotence=true"),
+        "{t}"
+    );
+    let mut cmd = kprod();
+    cmd.args(["perf", "--preset", "fastest"]);
+    let out = run(cmd, "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("high-throughput"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// Starts `kprod mock` with `args` and stdin as given; returns it and its bootstrap address.
 fn start_mock(args: &[&str], stdin: Stdio) -> (std::process::Child, String) {
     let (child, bootstrap, _) = start_mock_secured(args, stdin);

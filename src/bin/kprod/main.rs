@@ -46,9 +46,23 @@ enum Command {
     Mock(mock::MockArgs),
 }
 
+/// A starting point for the settings (`ProducerBuilder::for_*`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// acks=1, no idempotence, linger 10 ms, 1 MB batches, lz4.
+    HighThroughput,
+    /// acks=1, no idempotence, linger 0, 16 KiB batches, no compression.
+    LowLatency,
+    /// acks=all, idempotence, at most 5 in flight.
+    Reliability,
+}
+
 /// Producer settings shared by `produce` and `perf`.
 #[derive(Args, Debug, Clone)]
 pub struct Tuning {
+    /// Start from a preset; the other flags and -X override its values.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
     /// Compression codec.
     #[arg(short = 'z', long = "compression", value_name = "CODEC", value_parser = parse_codec)]
     compression: Option<Compression>,
@@ -75,7 +89,13 @@ pub struct Tuning {
 impl Tuning {
     /// A builder with these settings on top of the defaults.
     pub fn builder(&self, bootstrap: &str) -> Result<ProducerBuilder, kprod::Error> {
-        let mut b = kprod::Producer::builder().bootstrap_servers(bootstrap);
+        let base = match self.preset {
+            Some(Preset::HighThroughput) => ProducerBuilder::for_high_throughput(),
+            Some(Preset::LowLatency) => ProducerBuilder::for_low_latency(),
+            Some(Preset::Reliability) => ProducerBuilder::for_reliability(),
+            None => kprod::Producer::builder(),
+        };
+        let mut b = base.bootstrap_servers(bootstrap);
         if let Some(c) = self.compression {
             b = b.compression(c);
         }
