@@ -37,6 +37,31 @@ fn produce_does_not_wait_out_the_linger() {
     assert!(t.elapsed() < LINGER, "20 produce() took {:?}", t.elapsed());
 }
 
+/// The first records of a topic wait for its metadata; they do not wait out the linger too.
+/// (The topics exist, so that the metadata answer is at once what the producer needs; an
+/// auto-created one may take retries.)
+#[test]
+fn the_first_record_of_a_topic_does_not_wait_out_the_linger_either() {
+    let cluster = MockCluster::builder()
+        .topic("fresh-1", 1)
+        .topic("fresh-2", 2)
+        .topic("fresh-3", 1)
+        .build()
+        .unwrap();
+    let p = producer(&cluster);
+    for topic in ["fresh-1", "fresh-2"] {
+        let t = Instant::now();
+        p.produce(topic, "k", "v").unwrap();
+        assert!(t.elapsed() < LINGER, "{topic}: {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    let h = p
+        .produce_async(ProducerRecord::new("fresh-3").value("v"))
+        .unwrap();
+    h.wait().unwrap();
+    assert!(t.elapsed() < LINGER, "handle: {:?}", t.elapsed());
+}
+
 #[test]
 fn a_waited_or_awaited_handle_and_produce_all_do_not_wait_out_the_linger() {
     let cluster = MockCluster::builder().topic("t", 4).build().unwrap();

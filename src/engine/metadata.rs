@@ -202,6 +202,7 @@ impl Shared {
                         since,
                         partition,
                         record,
+                        urge,
                     } = u;
                     let reserved = record.reserved;
                     let p = match self.place(t, &parts, partition, record.key.as_deref()) {
@@ -220,12 +221,18 @@ impl Shared {
                     // push, which publishes it).
                     p.note_waited(since);
                     match p.ring.push(record) {
-                        Ok(()) => self.pushed(p),
+                        Ok(()) => {
+                            self.pushed(p);
+                            if urge {
+                                p.urge();
+                            }
+                        }
                         Err(record) => {
                             q.push_front(Unplaced {
                                 since,
                                 partition,
                                 record,
+                                urge,
                             });
                             self.pushed(p);
                             next = Some(now);

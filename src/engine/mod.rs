@@ -166,6 +166,9 @@ pub(crate) struct Unplaced {
     pub since: Instant,
     pub partition: Option<i32>,
     pub record: PendingRecord,
+    /// Its caller holds a handle and may wait: once placed, its partition is urged (the
+    /// record has waited for metadata already; it does not wait out a linger too).
+    pub urge: bool,
 }
 
 /// One topic.

@@ -305,6 +305,7 @@ impl Shared {
                     since: self.clock.now(),
                     partition: explicit,
                     record,
+                    urge: want,
                 });
                 t.has_pending.store(true, SeqCst);
                 drop(q);

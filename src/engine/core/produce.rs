@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::connections::State;
 use super::control::lenient;
 use super::{merge, Ctx, EngineCore};
 use crate::engine::batch::{Accumulator, ProducerBatch, ProducerIds, Urgency};
@@ -17,8 +18,10 @@ use crate::protocol::messages::produce::{PartitionProduceData, ProduceRequest, T
 use crate::protocol::{DecodeError, ErrorCode};
 
 impl EngineCore {
-    /// Whether an urged batch of `p` can go at once: nothing waits ahead of it and its
-    /// leader's connection takes another request.
+    /// Whether an urged batch of `p` should close now: nothing waits ahead of it, and its
+    /// leader's connection is not a ready one that is full (then the batch keeps gathering
+    /// until an answer frees room). Without a connection yet, the closed batch is what opens
+    /// one.
     pub(super) fn urgent_due(&self, p: &PartitionState, acc: &Accumulator) -> bool {
         let (leader, _) = p.route();
         acc.ready.is_empty()
@@ -26,7 +29,7 @@ impl EngineCore {
                 .by_broker
                 .get(&leader)
                 .and_then(|&i| self.conns.get(i)?.as_ref())
-                .is_some_and(|c| c.accepts_requests())
+                .is_none_or(|c| c.state != State::Ready || c.accepts_requests())
     }
 
     /// Drains rings into batches and closes the batches that are due. Returns the next
