@@ -27,6 +27,7 @@ use crate::error::{Error, Location};
 use crate::metrics::Metrics;
 use crate::protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
 use crate::protocol::messages::sasl_handshake::SaslHandshakeRequest;
+use crate::protocol::messages::Request;
 use crate::protocol::{decode_response, ErrorCode};
 use crate::sasl::{Exchange, Step};
 use crate::tls::{classify, server_name, TlsFailure};
@@ -216,14 +217,22 @@ impl EngineCore {
             return Err(Fail::Security(self.auth_error(i, why)));
         };
         c.auth.exchange = Some(Box::new(exchange));
+        let req = SaslHandshakeRequest { mechanism };
+        self.queue_sasl(i, &req, version, Ctx::SaslHandshake, now)
+    }
+
+    /// Queues a SASL request on connection `i`.
+    fn queue_sasl<R: Request>(
+        &mut self,
+        i: usize,
+        req: &R,
+        version: i16,
+        ctx: Ctx,
+        now: Instant,
+    ) -> Result<(), Fail> {
+        let c = self.conns[i].as_mut().expect("live conn");
         c.conn
-            .send(
-                &SaslHandshakeRequest { mechanism },
-                version,
-                true,
-                now,
-                Ctx::SaslHandshake,
-            )
+            .send(req, version, true, now, ctx)
             .map(|_| ())
             .map_err(|e| Fail::Conn(e.to_string()))
     }
@@ -264,10 +273,7 @@ impl EngineCore {
         let req = SaslAuthenticateRequest {
             auth_bytes: token.into(),
         };
-        c.conn
-            .send(&req, version, true, now, Ctx::SaslAuthenticate)
-            .map(|_| ())
-            .map_err(|e| Fail::Conn(e.to_string()))
+        self.queue_sasl(i, &req, version, Ctx::SaslAuthenticate, now)
     }
 
     pub(super) fn on_sasl_authenticate(
