@@ -38,28 +38,35 @@ fn produce_does_not_wait_out_the_linger() {
 }
 
 /// The first records of a topic wait for its metadata; they do not wait out the linger too.
-/// (The topics exist, so that the metadata answer is at once what the producer needs; an
-/// auto-created one may take retries.)
+/// (The topics exist, so that the metadata answer is at once what the producer needs.) The
+/// linger here is 3 s and the bound half of it: a first record's connection setup has been
+/// seen to take up to about 1 s on a loaded machine (a clean-clone CI run: 1.01 s, not yet
+/// explained), which is not what this test is about.
 #[test]
 fn the_first_record_of_a_topic_does_not_wait_out_the_linger_either() {
+    let linger = Duration::from_secs(3);
     let cluster = MockCluster::builder()
         .topic("fresh-1", 1)
         .topic("fresh-2", 2)
         .topic("fresh-3", 1)
         .build()
         .unwrap();
-    let p = producer(&cluster);
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .linger(linger)
+        .build()
+        .unwrap();
     for topic in ["fresh-1", "fresh-2"] {
         let t = Instant::now();
         p.produce(topic, "k", "v").unwrap();
-        assert!(t.elapsed() < LINGER, "{topic}: {:?}", t.elapsed());
+        assert!(t.elapsed() < linger / 2, "{topic}: {:?}", t.elapsed());
     }
     let t = Instant::now();
     let h = p
         .produce_async(ProducerRecord::new("fresh-3").value("v"))
         .unwrap();
     h.wait().unwrap();
-    assert!(t.elapsed() < LINGER, "handle: {:?}", t.elapsed());
+    assert!(t.elapsed() < linger / 2, "handle: {:?}", t.elapsed());
 }
 
 #[test]
