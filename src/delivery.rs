@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ enum State {
 struct Slot {
     state: Mutex<State>,
     ready: Condvar,
+    /// Set once `state` is `Done`: what a spinning waiter reads without taking the lock.
+    done: AtomicBool,
 }
 
 impl Slot {
@@ -57,6 +60,7 @@ impl Slot {
                 }
             }
         };
+        self.done.store(true, Ordering::Release);
         self.ready.notify_all();
         if let Some(w) = waker {
             w.wake();
@@ -164,6 +168,8 @@ pub struct DeliveryHandle {
     /// The partition the record went to, when the producer knows it: waiting on the handle
     /// urges its batch out without the linger.
     partition: Option<Arc<crate::engine::PartitionState>>,
+    /// How long a wait spins before it sleeps (the producer's `idle_spin`).
+    spin: Duration,
 }
 
 impl std::fmt::Debug for Slot {
@@ -182,6 +188,7 @@ pub fn delivery_channel() -> (Completer, DeliveryHandle) {
     let slot = Arc::new(Slot {
         state: Mutex::new(State::Pending(None)),
         ready: Condvar::new(),
+        done: AtomicBool::new(false),
     });
     (
         Completer {
@@ -190,15 +197,41 @@ pub fn delivery_channel() -> (Completer, DeliveryHandle) {
         DeliveryHandle {
             slot,
             partition: None,
+            spin: Duration::ZERO,
         },
     )
 }
 
 impl DeliveryHandle {
-    /// This handle's record went to `partition`.
-    pub(crate) fn on_partition(mut self, p: Option<Arc<crate::engine::PartitionState>>) -> Self {
+    /// This handle's record went to `partition`, and a wait spins up to `spin` before it
+    /// sleeps.
+    pub(crate) fn on_partition(
+        mut self,
+        p: Option<Arc<crate::engine::PartitionState>>,
+        spin: Duration,
+    ) -> Self {
         self.partition = p;
+        self.spin = spin;
         self
+    }
+
+    /// The idle strategy's busy phase: checks for the outcome, without the lock, yielding the
+    /// core between checks, until it is known or `limit` has passed (the clock is read every
+    /// 8 checks).
+    fn spin(&self, limit: Duration) {
+        if limit.is_zero() {
+            return;
+        }
+        let until = Instant::now() + limit;
+        let mut checks = 0u32;
+        while !self.slot.done.load(Ordering::Acquire) {
+            // Polite, as the I/O thread's spin: whoever else is runnable here goes first.
+            std::thread::yield_now();
+            checks = checks.wrapping_add(1);
+            if checks % 8 == 0 && Instant::now() >= until {
+                return;
+            }
+        }
     }
 
     /// Someone is going to wait for the outcome: the record's batch goes without the linger.
@@ -214,6 +247,7 @@ impl DeliveryHandle {
     /// sent at once (the linger is for records nobody waits for).
     pub fn wait(self) -> DeliveryResult {
         self.urge();
+        self.spin(self.spin);
         let mut st = self.slot.state.lock();
         loop {
             if let State::Done(_) = &*st {
@@ -228,6 +262,7 @@ impl DeliveryHandle {
     pub fn wait_timeout(self, timeout: Duration) -> Result<DeliveryResult, DeliveryHandle> {
         self.urge();
         let deadline = Instant::now() + timeout;
+        self.spin(self.spin.min(timeout));
         {
             let mut st = self.slot.state.lock();
             loop {
@@ -258,7 +293,7 @@ impl DeliveryHandle {
 
     /// Whether the outcome is known.
     pub fn is_done(&self) -> bool {
-        matches!(&*self.slot.state.lock(), State::Done(_))
+        self.slot.done.load(Ordering::Acquire)
     }
 }
 
@@ -356,6 +391,27 @@ mod tests {
         c.complete(Ok(md(3)));
         assert!(h.is_done());
         assert_eq!(h.wait_timeout(Duration::ZERO).unwrap().unwrap().offset, 3);
+    }
+
+    /// A spinning wait sees an outcome completed on another thread, and a timed wait spins no
+    /// longer than its timeout.
+    #[test]
+    fn spinning_waits_keep_their_deadline() {
+        let (c, h) = delivery_channel();
+        let h = h.on_partition(None, Duration::from_secs(1));
+        let t = std::thread::spawn(move || h.wait());
+        c.complete(Ok(md(4)));
+        assert_eq!(t.join().unwrap().unwrap().offset, 4);
+
+        let (c, h) = delivery_channel();
+        let h = h.on_partition(None, Duration::from_secs(1));
+        let started = Instant::now();
+        let h = h.wait_timeout(Duration::from_millis(20)).unwrap_err();
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(20), "{took:?}");
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        c.complete(Ok(md(5)));
+        assert_eq!(h.wait_timeout(Duration::ZERO).unwrap().unwrap().offset, 5);
     }
 
     struct CountWake(AtomicUsize);

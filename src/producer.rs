@@ -389,7 +389,7 @@ impl Producer {
     pub fn produce_async(&self, record: ProducerRecord) -> Result<DeliveryHandle, SendError> {
         let (completer, handle) = delivery_channel();
         let p = self.enqueue_placed(record, completer, Some(self.shared.config.max_block))?;
-        Ok(handle.on_partition(p))
+        Ok(handle.on_partition(p, self.shared.config.idle_spin))
     }
 
     /// Sends a record and blocks until it is acknowledged (or fails): its partition, offset

@@ -230,6 +230,9 @@ fn presets_and_flags_that_override_them() {
         t.contains("linger=0ns") && t.contains("batch.size=16384"),
         "{t}"
     );
+    assert!(t.contains("idle_spin=200µs"), "{t}");
+    let t = settings(&["--preset", "low-latency", "-X", "kprod.idle.spin.us=0"]);
+    assert!(t.contains("idle_spin=0ns"), "{t}");
     let t = settings(&["--preset", "reliability"]);
     assert!(
         t.contains("acks=All") && t.contains("idempotence=true"),

@@ -201,6 +201,62 @@ fn throughput_of_64_produce_loops() {
     );
 }
 
+/// The idle strategy: with `idle_spin`, the I/O thread spins between records instead of
+/// sleeping, and a caller in `produce()` spins for its outcome, so records do not have to wake
+/// the I/O thread (`metrics().wakeups` counts the wake-ups callers send). Two loops, each with
+/// and without the spin: `produce()` one after another; and `send()` followed by a wait (on
+/// the metrics, in 1 ms steps) until the record is acknowledged — there the I/O thread is idle
+/// between records for about a millisecond, which only its own spin bridges. The controls,
+/// without the spin: most records find the thread asleep and wake it.
+#[test]
+fn with_an_idle_spin_records_do_not_have_to_wake_the_io_thread() {
+    let cluster = MockCluster::builder().topic("t", 1).build().unwrap();
+    let records = 100u64;
+    let run = |spin: Duration, blocking: bool| {
+        let p = Producer::builder()
+            .bootstrap_servers(&cluster.bootstrap_servers())
+            .linger(Duration::ZERO)
+            .io_threads(1)
+            .idle_spin(spin)
+            .build()
+            .unwrap();
+        p.produce("t", "warm", "up").unwrap();
+        let before = p.metrics().wakeups;
+        for i in 0..records {
+            if blocking {
+                p.produce("t", format!("k{i}"), "v").unwrap();
+            } else {
+                p.send("t", format!("k{i}"), "v").unwrap();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while p.metrics().records_acked < i + 2 {
+                    assert!(Instant::now() < deadline, "record {i} not acknowledged");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        let woken = p.metrics().wakeups - before;
+        p.close(Duration::from_secs(5)).unwrap();
+        woken
+    };
+    for blocking in [true, false] {
+        let what = if blocking {
+            "produce()"
+        } else {
+            "send() then a wait"
+        };
+        let sleeping = run(Duration::ZERO, blocking);
+        let spinning = run(Duration::from_secs(1), blocking);
+        assert!(
+            sleeping >= records / 4,
+            "{what}: without a spin, {records} records woke it {sleeping} times"
+        );
+        assert!(
+            spinning <= 5,
+            "{what}: spinning, {records} records woke it {spinning} times"
+        );
+    }
+}
+
 fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {

@@ -84,6 +84,9 @@ pub struct ProducerConfig {
     pub io_threads: usize,
     /// Pin I/O threads to cores.
     pub pin_threads: bool,
+    /// How long an I/O thread with nothing to do, and a caller waiting for a record, keep
+    /// checking for work before they sleep (zero: they sleep at once).
+    pub idle_spin: Duration,
     /// Threads running delivery callbacks.
     pub callback_threads: usize,
     /// Records each partition's ring holds before `send` waits for the I/O thread to drain it.
@@ -103,6 +106,12 @@ pub const MAX_IO_THREADS: usize = 256;
 pub const MAX_CALLBACK_THREADS: usize = 1024;
 /// Largest ring per partition (records): each partition's ring is allocated whole.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// Longest [`idle_spin`](ProducerConfigBuilder::idle_spin): past a second, sleeping costs
+/// nothing that matters.
+pub const MAX_IDLE_SPIN: Duration = Duration::from_secs(1);
+/// [`ProducerConfigBuilder::for_low_latency`]'s idle spin: longer than a round trip to a
+/// broker nearby, so a caller in a `produce()` loop rarely sleeps.
+pub const LOW_LATENCY_SPIN: Duration = Duration::from_micros(200);
 /// Largest request, and so largest batch: a Kafka frame's length is a signed 32-bit count.
 pub const MAX_REQUEST_SIZE: usize = i32::MAX as usize;
 
@@ -186,6 +195,12 @@ impl ProducerConfig {
             if d.is_zero() {
                 return Err(Error::config(name, "must be positive"));
             }
+        }
+        if c.idle_spin > MAX_IDLE_SPIN {
+            return Err(Error::config(
+                "idle_spin",
+                format!("{:?} exceeds the limit of 1 s", c.idle_spin),
+            ));
         }
         if c.batch_size > c.max_request_size {
             return Err(Error::config(
@@ -333,6 +348,7 @@ impl ProducerConfigBuilder {
                 max_request_size: 1 << 20,
                 io_threads: cores,
                 pin_threads: false,
+                idle_spin: Duration::ZERO,
                 callback_threads: 1,
                 queue_capacity: 4096,
                 partitioner: BuiltinPartitioner::Murmur2,
@@ -358,7 +374,8 @@ impl ProducerConfigBuilder {
     }
 
     /// Lowest latency: linger 0 (send as soon as the I/O thread is free), acks from the leader,
-    /// no idempotence, no compression, 16 KiB batches.
+    /// no idempotence, no compression, 16 KiB batches, and I/O threads and waiting callers
+    /// that spin 200 µs before they sleep ([`idle_spin`](Self::idle_spin): this costs CPU).
     pub fn for_low_latency() -> Self {
         Self::new()
             .acks(Acks::Leader)
@@ -366,6 +383,7 @@ impl ProducerConfigBuilder {
             .linger(Duration::ZERO)
             .batch_size(16 * 1024)
             .compression(Compression::None)
+            .idle_spin(LOW_LATENCY_SPIN)
     }
 
     /// No loss and no duplicates: acks from every in-sync replica, idempotence, at most 5
@@ -461,10 +479,25 @@ impl ProducerConfigBuilder {
         io_threads: usize;
         /// Pin each I/O thread to a core. Default off.
         pin_threads: bool;
+        /// The idle strategy (property `kprod.idle.spin.us`): how long an I/O thread with
+        /// nothing to do, and a caller blocked in [`produce`](crate::Producer::produce) or
+        /// [`DeliveryHandle::wait`](crate::DeliveryHandle::wait), keep checking for work —
+        /// a record to send, a response, the outcome — before they sleep, yielding the core
+        /// between checks (whatever else is runnable there goes first). Spinning trades CPU
+        /// for latency: a sleeping thread needs a wake-up (a system call for the waker, a
+        /// scheduler pass for the sleeper, together some tens of µs); a spinning one sees the
+        /// work within a microsecond. Each spinning thread keeps a core busy for up to this
+        /// long after its last work, so with `produce()` in a loop that is one core for the
+        /// I/O thread and one for the caller; give it spare cores. Default zero (sleep at
+        /// once); [`for_low_latency`](Self::for_low_latency) sets 200 µs.
+        idle_spin: Duration;
         /// Threads running delivery callbacks. Default 1.
         callback_threads: usize;
         /// Records each partition's ring holds (allocated when the partition is first known).
-        /// Default 4096. The buffer limits still apply across all partitions.
+        /// Default 4096. A topic's rings hold at most 65,536 records together: a topic of
+        /// more than 16 partitions gets smaller rings (its share, at least 256 records each),
+        /// so that 2,000 partitions cost ~70 MB of rings, not 1.1 GB. The buffer limits
+        /// still apply across all partitions.
         queue_capacity: usize;
         /// Partitioner for records that name no partition. Default murmur2 (Java-compatible).
         partitioner: BuiltinPartitioner;
@@ -550,6 +583,7 @@ impl ProducerConfigBuilder {
                 "retry.backoff.max.ms" => self.retry_backoff_max(ms()?),
                 "metadata.max.age.ms" => self.metadata_max_age(ms()?),
                 "socket.connection.setup.timeout.ms" => self.connection_setup_timeout(ms()?),
+                "kprod.idle.spin.us" => self.idle_spin(Duration::from_micros(num()?)),
                 // kprod always tries every address a name resolves to, in order (the Java
                 // client's default).
                 "client.dns.lookup" => match value {
@@ -699,6 +733,10 @@ mod tests {
             (base().retry_backoff(Duration::ZERO), "retry_backoff"),
             (base().metadata_max_age(Duration::ZERO), "metadata_max_age"),
             (base().metadata_timeout(long), "metadata_timeout"),
+            (
+                base().idle_spin(MAX_IDLE_SPIN + Duration::from_nanos(1)),
+                "idle_spin",
+            ),
         ];
         for (b, want) in cases {
             assert_eq!(option_of(b.build_config().unwrap_err()), want, "{want}");
@@ -760,6 +798,8 @@ mod tests {
             .build_config()
             .unwrap();
         assert_eq!((l.linger, l.idempotence), (Duration::ZERO, false));
+        assert_eq!(l.idle_spin, LOW_LATENCY_SPIN);
+        assert_eq!(base().build_config().unwrap().idle_spin, Duration::ZERO);
         let r = ProducerConfigBuilder::for_reliability()
             .bootstrap_servers("h:1")
             .build_config()
@@ -780,11 +820,13 @@ mod tests {
                 ("message.timeout.ms", "60000"),
                 ("socket.connection.setup.timeout.ms", "2500"),
                 ("client.dns.lookup", "use_all_dns_ips"),
+                ("kprod.idle.spin.us", "150"),
             ])
             .unwrap()
             .build_config()
             .unwrap();
         assert_eq!(c.connection_setup_timeout, Duration::from_millis(2500));
+        assert_eq!(c.idle_spin, Duration::from_micros(150));
         assert_eq!(c.linger, Duration::from_millis(7));
         assert_eq!(
             c.compression,

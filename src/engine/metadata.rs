@@ -86,7 +86,7 @@ impl Shared {
                 let mut v: Vec<Arc<PartitionState>> =
                     current.as_ref().map(|v| v.to_vec()).unwrap_or_default();
                 for p in have..count {
-                    v.push(self.new_partition(t, p as i32));
+                    v.push(self.new_partition(t, p as i32, count));
                 }
                 t.partition_count.store(count as u32, SeqCst);
                 applied.changed = true;
@@ -159,11 +159,13 @@ impl Shared {
         true
     }
 
-    fn new_partition(&self, t: &TopicState, partition: i32) -> Arc<PartitionState> {
+    /// Partition `partition` of `t`, which has `count` partitions (its ring's size depends on
+    /// it: [`ring_capacity`](super::ring_capacity)).
+    fn new_partition(&self, t: &TopicState, partition: i32, count: usize) -> Arc<PartitionState> {
         Arc::new(PartitionState {
             topic: t.name.clone(),
             partition,
-            ring: ArrayQueue::new(self.config.queue_capacity),
+            ring: ArrayQueue::new(super::ring_capacity(self.config.queue_capacity, count)),
             route: AtomicU64::new(route_word(-1, 0)),
             leader_epoch: AtomicI32::new(-1),
             sticky: t.sticky.clone(),

@@ -116,7 +116,28 @@ pub(crate) fn route_word(leader: i32, owner: usize) -> u64 {
     (u64::from(leader as u32) << 32) | owner as u64
 }
 
+/// Records a topic's rings hold together, at most: a topic of many partitions gets smaller
+/// rings than `queue_capacity` (2,000 partitions × 4,096 slots of ~136 bytes would be 1.1 GB,
+/// written whole when the rings are made).
+pub(crate) const TOPIC_RING_BUDGET: usize = 65_536;
+/// The smallest ring a partition gets from the budget (unless `queue_capacity` is smaller).
+pub(crate) const MIN_RING: usize = 256;
+
+/// The ring size for a partition of a topic with `partitions`: `queue_capacity`, or the
+/// topic's share of [`TOPIC_RING_BUDGET`] if smaller, but not below [`MIN_RING`].
+pub(crate) fn ring_capacity(queue_capacity: usize, partitions: usize) -> usize {
+    let share = (TOPIC_RING_BUDGET / partitions.max(1)).max(MIN_RING);
+    queue_capacity.min(share)
+}
+
 impl PartitionState {
+    /// Ring occupancy at which a caller wakes an owner that is waiting out a linger: half
+    /// the ring.
+    #[inline]
+    pub fn wake_threshold(&self) -> usize {
+        (self.ring.capacity() / 2).max(1)
+    }
+
     /// The leader's broker id (-1: none) and the I/O thread that owns the partition.
     #[inline]
     pub fn route(&self) -> (i32, usize) {
@@ -278,8 +299,6 @@ pub(crate) struct Shared {
     pub abort: AtomicBool,
     pub abort_error: Mutex<Option<Error>>,
     pub metrics: Arc<Metrics>,
-    /// Ring occupancy at which a caller wakes a thread that is waiting out a linger.
-    pub wake_threshold: usize,
     pub clock: Clock,
     /// The TLS client configuration, when connections use TLS (built once, at start).
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -298,7 +317,6 @@ impl Shared {
         io: Vec<wake::ThreadWake>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let wake_threshold = (config.queue_capacity / 2).max(1);
         Shared {
             config,
             partitioner,
@@ -322,7 +340,6 @@ impl Shared {
             abort: AtomicBool::new(false),
             abort_error: Mutex::new(None),
             metrics,
-            wake_threshold,
             clock: Clock::System,
             tls: None,
             security_failure: Mutex::new(None),

@@ -286,7 +286,7 @@ impl Shared {
         // The first record for a partition without an open batch starts a linger the parked
         // thread does not know about yet (as the Java client wakes its sender for a new batch).
         let starts_batch = len == 1 && !p.lingering.load(Relaxed);
-        self.io[p.owner()].record_pushed(len, starts_batch, self.wake_threshold, &self.metrics);
+        self.io[p.owner()].record_pushed(len, starts_batch, p.wake_threshold(), &self.metrics);
     }
 
     fn push_pending(

@@ -51,7 +51,8 @@ enum Command {
 pub enum Preset {
     /// acks=1, no idempotence, linger 10 ms, 1 MB batches, lz4.
     HighThroughput,
-    /// acks=1, no idempotence, linger 0, 16 KiB batches, no compression.
+    /// acks=1, no idempotence, linger 0, 16 KiB batches, no compression, and I/O threads
+    /// and waiting callers spin 200 µs before they sleep (-X kprod.idle.spin.us=N to change).
     LowLatency,
     /// acks=all, idempotence, at most 5 in flight.
     Reliability,

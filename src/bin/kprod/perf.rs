@@ -94,7 +94,7 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     let c = producer.config();
     eprintln!(
         "kprod perf: mode={:?} records={} size={}B throughput={} threads={} | acks={:?} \
-         idempotence={} linger={:?} batch.size={} compression={:?} max.in.flight={} io_threads={}",
+         idempotence={} linger={:?} batch.size={} compression={:?} max.in.flight={} io_threads={} idle_spin={:?}",
         a.mode,
         a.num_records,
         a.record_size,
@@ -111,6 +111,7 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
         c.compression.compression,
         c.max_in_flight,
         c.io_threads,
+        c.idle_spin,
     );
     // Connections and metadata first, so the run measures steady state.
     producer

@@ -160,7 +160,6 @@ impl EngineCore {
     /// already waiting that the thread must see before it sleeps (records pushed before the
     /// publication, a flush, work a wake-up could have been missed for).
     pub fn must_not_park(&self, state: u8) -> bool {
-        let threshold = self.shared.wake_threshold;
         // A flush or close waits: records not yet in a closed batch go now.
         let urgent = self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst);
         self.shared.abort.load(SeqCst)
@@ -172,7 +171,7 @@ impl EngineCore {
                 n > 0
                     && (urgent
                         || state == PARKED_IDLE
-                        || n >= threshold
+                        || n >= p.wake_threshold()
                         || !p.lingering.load(SeqCst))
             })
             || (urgent && self.has_open_batches())

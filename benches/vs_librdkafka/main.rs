@@ -2,16 +2,24 @@
 //! same settings; prints each figure and the ratio kprod / librdkafka.
 //!
 //! ```text
-//! cargo bench --features cli --bench vs_librdkafka                 # broker: `kprod mock --sink`
+//! cargo bench --features cli --bench vs_librdkafka      # neutral brokers (the default)
+//! BENCH_SECTIONS=latency BENCH_ROUNDS=5 cargo bench --features cli --bench vs_librdkafka
+//! BENCH_BROKER=sink cargo bench --features cli --bench vs_librdkafka   # the send matrix
 //! BENCH_BOOTSTRAP=127.0.0.1:9092 cargo bench --features cli --bench vs_librdkafka
 //! BENCH_ROUNDS=5 BENCH_RECORDS=2000000 BENCH_MATRIX=core ...
 //! BENCH_CLIENT=kprod BENCH_ONLY='100 B none acks=1 1 thread' BENCH_LATENCY=false ...
 //!     # one client, scenarios by name as printed (`|` between names), no latency runs: for
 //!     # `perf record`
 //! ```
-//! The default broker is the `kprod mock` command in its own process, in sink mode (offsets,
-//! no stored data), so neither client's CPU figure includes the broker's. With
-//! `BENCH_BOOTSTRAP`, the topic `BENCH_TOPIC` (default `bench`, 3 partitions) must exist.
+//! The default run ([`neutral`]) puts both clients against brokers that are not kprod's own,
+//! each in its own process: librdkafka's MockCluster for latency and partition scaling, tansu
+//! for throughput, with whole-process CPU (`/usr/bin/time`) beside the in-process figures.
+//!
+//! The send matrix below runs against `kprod mock --sink` in its own process
+//! (`BENCH_BROKER=sink`: offsets, no stored data, so neither client's CPU figure includes the
+//! broker's — the clients' own cost, not what they achieve on a real broker), or against a
+//! broker given by `BENCH_BOOTSTRAP` (the topic `BENCH_TOPIC`, default `bench`, 3 partitions,
+//! must exist).
 //!
 //! Scenarios (`BENCH_MATRIX=core` runs only the first two `send` rows and the latency ones):
 //! - `send`: fire-and-forget from 1 or 2 calling threads; 100 B (`BENCH_RECORDS`, default 1M)
@@ -34,9 +42,12 @@
 //! TLS (kprod: rustls + ring; librdkafka: OpenSSL), then blocking `produce()` latency over
 //! TLS beside plaintext for both.
 
-#[path = "support/codec.rs"]
+mod neutral;
+mod raw_librdkafka;
+
+#[path = "../support/codec.rs"]
 mod codec;
-#[path = "../src/bin/kprod/cpu.rs"]
+#[path = "../../src/bin/kprod/cpu.rs"]
 mod cpu;
 
 use std::io::{BufRead, BufReader};
@@ -627,8 +638,15 @@ fn codec_cost(
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // This binary run again as a broker or as one client's run (the neutral run's children).
+    match args.get(1).map(String::as_str) {
+        Some("--rdkafka-mock-cluster") => return neutral::serve_mock_cluster(&args[2..]),
+        Some("--child") => return neutral::child(&args[2..]),
+        _ => {}
+    }
     // `cargo bench` passes `--bench`; with `cargo test --benches` this runs nothing heavy.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !args.iter().any(|a| a == "--bench") {
         println!("vs_librdkafka: run with `cargo bench --features cli --bench vs_librdkafka`");
         return;
     }
@@ -641,6 +659,14 @@ fn main() {
     if env_or("BENCH_TLS", 0) == 1 {
         return tls_main(&topic, rounds, n, n_latency);
     }
+    let broker: String = env_or("BENCH_BROKER", "neutral".to_string());
+    if broker == "neutral" && std::env::var("BENCH_BOOTSTRAP").is_err() {
+        return neutral::main(rounds, n, n_latency, rate);
+    }
+    assert!(
+        broker == "neutral" || broker == "sink",
+        "BENCH_BROKER: neutral or sink"
+    );
     let broker = Broker::start(&topic);
     let b = broker.bootstrap.clone();
     println!(
