@@ -35,7 +35,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -178,6 +177,9 @@ fn librdkafka_only() -> [(&'static str, &'static str); 3] {
 struct Latency {
     hist: Histogram<u64>,
     cpu_us_per_record: f64,
+    /// kprod only: the request round trip its I/O thread measured (request queued on the
+    /// connection → response read), p50 and p99, µs.
+    rtt: Option<(u64, u64)>,
 }
 
 fn kprod_blocking(b: ProducerSetup, topic: &str, n: u64, payload: &Bytes) -> Latency {
@@ -191,10 +193,16 @@ fn kprod_blocking(b: ProducerSetup, topic: &str, n: u64, payload: &Bytes) -> Lat
         hist.saturating_record(t.elapsed().as_nanos() as u64 / 1000);
     }
     let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
+    let rtt = p
+        .metrics()
+        .request_latency
+        .first()
+        .map(|b| (b.p50_us, b.p99_us));
     p.close(Duration::from_secs(10)).expect("close");
     Latency {
         hist,
         cpu_us_per_record: cpu.as_secs_f64() * 1e6 / n as f64,
+        rtt,
     }
 }
 
@@ -266,6 +274,32 @@ fn librdkafka_blocking(
     Latency {
         hist,
         cpu_us_per_record: cpu.as_secs_f64() * 1e6 / n as f64,
+        rtt: None,
+    }
+}
+
+/// kprod's call split in two: the round trip its I/O thread saw, and the rest — the hops
+/// from the caller to the I/O thread and back.
+fn report_stages(what: &str, k: &[Latency]) {
+    for (q, name, pick) in [
+        (0.5, "p50", (|r: (u64, u64)| r.0) as fn((u64, u64)) -> u64),
+        (0.99, "p99", |r: (u64, u64)| r.1),
+    ] {
+        let call = median(
+            k.iter()
+                .map(|l| l.hist.value_at_quantile(q) as f64)
+                .collect(),
+        );
+        let rtt = median(
+            k.iter()
+                .filter_map(|l| l.rtt.map(pick))
+                .map(|v| v as f64)
+                .collect(),
+        );
+        println!(
+            "{what} kprod stages {name}: produce() {call:.0} µs = round trip at the I/O thread {rtt:.0} µs + caller → I/O thread → caller {:.0} µs",
+            call - rtt
+        );
     }
 }
 
@@ -331,6 +365,7 @@ fn latency(rounds: usize, n: u64, rate: f64) {
         let rh: Vec<Histogram<u64>> = r.iter().map(|l| l.hist.clone()).collect();
         report_latency(what, &kh, &rh);
         report_cpu(what, &k, &r);
+        report_stages(what, &k);
     }
     if !wanted("fixed rate") {
         return;
@@ -348,6 +383,11 @@ fn latency(rounds: usize, n: u64, rate: f64) {
         &r,
     );
 }
+
+/// What kprod's `send_with` callbacks count (as librdkafka's `dr_msg_cb` counts in
+/// `raw_librdkafka`).
+static DELIVERED: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// What one run in its own process measured.
 #[derive(Clone, Copy, Debug, Default)]
@@ -415,22 +455,17 @@ pub fn child(args: &[String]) {
                 .build()
                 .expect("kprod producer");
             p.produce(topic, (), "warm-up").expect("warm-up");
-            let failed = Arc::new(AtomicU64::new(0));
             let cpu0 = cpu::client_cpu(None).unwrap_or_default();
             let t = Instant::now();
             for i in 0..n as usize {
                 let v = pool[i % pool.len()].clone();
                 match workload.as_str() {
                     "send-with" => {
-                        let failed = failed.clone();
-                        p.send_with(
-                            kprod::ProducerRecord::new(topic.clone()).value(v),
-                            move |r| {
-                                if r.is_err() {
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                }
-                            },
-                        )
+                        // As librdkafka's dr_msg_cb here: it counts into statics.
+                        p.send_with(kprod::ProducerRecord::new(topic.clone()).value(v), |r| {
+                            let n = if r.is_ok() { &DELIVERED } else { &FAILED };
+                            n.fetch_add(1, Ordering::Relaxed);
+                        })
                         .expect("send_with");
                     }
                     _ if keyed => p
@@ -443,11 +478,14 @@ pub fn child(args: &[String]) {
             let secs = t.elapsed().as_secs_f64();
             let cpu = cpu::client_cpu(None).unwrap_or_default() - cpu0;
             let m = p.metrics();
-            assert_eq!(
-                (m.records_acked, failed.load(Ordering::Relaxed)),
-                (n + 1, 0),
-                "kprod: every record acknowledged"
-            );
+            assert_eq!(m.records_acked, n + 1, "kprod: every record acknowledged");
+            if workload == "send-with" {
+                let counted = (
+                    DELIVERED.load(Ordering::Relaxed),
+                    FAILED.load(Ordering::Relaxed),
+                );
+                assert_eq!(counted, (n, 0), "kprod: every callback ran once");
+            }
             p.close(Duration::from_secs(10)).expect("close");
             (n as f64 / secs, cpu.as_secs_f64() * 1e6 / n as f64)
         }

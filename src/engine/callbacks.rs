@@ -1,5 +1,10 @@
 //! The callback pool: delivery callbacks run here, never on an I/O thread. A panicking
 //! callback is caught, logged and counted; the pool lives on.
+//!
+//! An acknowledged batch goes to the pool as one job: its callback records and the batch's
+//! outcome. Each record's [`RecordMetadata`](crate::RecordMetadata) is built on the pool
+//! thread, so the I/O thread pays one channel send per batch, not one per record (and the
+//! topic's reference count is not bounced between the two threads per record).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -8,12 +13,58 @@ use std::thread::JoinHandle;
 use crossbeam::channel::{unbounded, Receiver, Sender};
 
 use crate::delivery::{Completer, DeliveryResult};
+use crate::engine::batch::Completions;
+use crate::error::Error;
 use crate::metrics::Metrics;
 
 use super::Shared;
 
-/// One callback to run.
-pub(crate) type Job = (Completer, DeliveryResult);
+/// Callbacks to run.
+pub(crate) enum Job {
+    /// One record's.
+    One(Completer, DeliveryResult),
+    /// The callback records of one batch, and the batch's outcome: its base offset and the
+    /// broker's append time, or the error every record fails with.
+    Batch {
+        topic: Arc<str>,
+        partition: i32,
+        outcome: Result<(i64, Option<i64>), Error>,
+        completions: Completions,
+    },
+}
+
+impl Job {
+    /// Callbacks in the job: what [`Shared::callbacks_queued`] counts for it.
+    pub fn len(&self) -> usize {
+        match self {
+            Job::One(..) => 1,
+            Job::Batch { completions, .. } => completions.waiting(),
+        }
+    }
+
+    /// Runs every callback in order (a panic caught and counted for each), then counts them
+    /// returned.
+    pub fn run(self, shared: &Shared) {
+        let n = self.len();
+        let m = &shared.metrics;
+        let mut one = |c: Completer, r: DeliveryResult| run_job((c, r), m);
+        match self {
+            Job::One(c, r) => one(c, r),
+            Job::Batch {
+                topic,
+                partition,
+                outcome,
+                completions,
+            } => match outcome {
+                Ok((base, append_time)) => {
+                    completions.succeed(&topic, partition, base, append_time, &mut one)
+                }
+                Err(e) => completions.fail(&e, &mut one),
+            },
+        }
+        shared.callbacks_ran(n);
+    }
+}
 
 pub(crate) struct CallbackPool {
     tx: Option<Sender<Job>>,
@@ -21,7 +72,7 @@ pub(crate) struct CallbackPool {
 }
 
 /// Runs one completion, catching a panic from a callback.
-pub(crate) fn run_job((completer, result): Job, metrics: &Metrics) {
+pub(crate) fn run_job((completer, result): (Completer, DeliveryResult), metrics: &Metrics) {
     if catch_unwind(AssertUnwindSafe(|| completer.complete(result))).is_err() {
         Metrics::add(&metrics.callback_panics, 1);
         log::error!("kprod: a delivery callback panicked (caught; the callback pool goes on)");
@@ -42,8 +93,7 @@ impl CallbackPool {
                     .name(format!("kprod-callback-{i}"))
                     .spawn(move || {
                         for job in rx.iter() {
-                            run_job(job, &shared.metrics);
-                            shared.callback_ran();
+                            job.run(&shared);
                         }
                     })?,
             );

@@ -408,14 +408,15 @@ impl Shared {
         self.buffered_records.load(SeqCst) == 0 && self.callbacks_queued.load(SeqCst) == 0
     }
 
-    /// A completion is about to go to the callback pool (before its record is released).
-    pub fn callback_queued(&self) {
-        self.callbacks_queued.fetch_add(1, SeqCst);
+    /// `n` completions are about to go to the callback pool (before their records are
+    /// released).
+    pub fn callbacks_queued(&self, n: usize) {
+        self.callbacks_queued.fetch_add(n, SeqCst);
     }
 
-    /// A callback queued with [`callback_queued`](Self::callback_queued) has returned.
-    pub fn callback_ran(&self) {
-        if self.callbacks_queued.fetch_sub(1, SeqCst) == 1 {
+    /// `n` callbacks queued with [`callbacks_queued`](Self::callbacks_queued) have returned.
+    pub fn callbacks_ran(&self, n: usize) {
+        if self.callbacks_queued.fetch_sub(n, SeqCst) == n {
             self.done.notify();
         }
         self.space.notify();

@@ -35,7 +35,7 @@ use parking_lot::Mutex;
 use crate::config::{Acks, ProducerConfigBuilder};
 use crate::delivery::Completer;
 use crate::engine::batch::PendingRecord;
-use crate::engine::callbacks::{run_job, Job};
+use crate::engine::callbacks::Job;
 use crate::engine::core::{Command, EngineCore};
 use crate::engine::wake::{ThreadWake, PARKED_IDLE, PARKED_TIMED};
 use crate::engine::{Clock, Shared};
@@ -529,8 +529,7 @@ impl World {
             again |= timeout.is_zero() || self.cores[c].must_not_park(state);
         }
         while let Ok(job) = self.jobs.try_recv() {
-            run_job(job, &self.shared.metrics);
-            self.shared.callback_ran();
+            job.run(&self.shared);
         }
         again
     }
@@ -581,8 +580,7 @@ impl World {
             self.apply(c);
         }
         while let Ok(job) = self.jobs.try_recv() {
-            run_job(job, &self.shared.metrics);
-            self.shared.callback_ran();
+            job.run(&self.shared);
         }
         if !self.links.is_empty() {
             return Err(format!(

@@ -6,23 +6,27 @@ use std::sync::atomic::Ordering::*;
 use super::{Command, Ctx, EngineCore};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::engine::batch::{Completions, ProducerBatch};
-use crate::engine::callbacks::run_job;
+use crate::engine::callbacks::Job;
 use crate::engine::PartitionState;
 use crate::error::Error;
 use crate::metrics::Metrics;
 
+/// Queues `job` on the callback pool, counted before its records are released; runs it here
+/// if the pool has stopped.
+fn queue(shared: &crate::engine::Shared, tx: &crossbeam::channel::Sender<Job>, job: Job) {
+    shared.callbacks_queued(job.len());
+    if let Err(e) = tx.send(job) {
+        e.into_inner().run(shared);
+    }
+}
+
 impl EngineCore {
     pub(super) fn deliver(&self) -> impl FnMut(Completer, DeliveryResult) + '_ {
         let shared = &self.shared;
-        let metrics = &self.shared.metrics;
         let tx = &self.callbacks;
         move |c: Completer, r: DeliveryResult| {
             if c.is_callback() {
-                shared.callback_queued();
-                if let Err(e) = tx.send((c, r)) {
-                    run_job(e.into_inner(), metrics);
-                    shared.callback_ran();
-                }
+                queue(shared, tx, Job::One(c, r));
             } else {
                 c.complete(r);
             }
@@ -45,6 +49,23 @@ impl EngineCore {
         };
         Metrics::add(records, n as u64);
         Metrics::add(sizes, b.bytes.len() as u64);
+        let mut b = b;
+        // Its buffer goes to the next batch (once the write is done, the batch holds the only
+        // reference).
+        self.encoder
+            .borrow_mut()
+            .recycle(std::mem::take(&mut b.bytes));
+        // The callback records go to the pool as one job; handles complete here.
+        let callbacks = b.completions.take_callbacks();
+        if callbacks.waiting() > 0 {
+            let job = Job::Batch {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                outcome: outcome.clone(),
+                completions: callbacks,
+            };
+            queue(&self.shared, &self.callbacks, job);
+        }
         b.complete(&p.topic, p.partition, outcome, &mut self.deliver());
         self.shared.release(n, bytes);
     }

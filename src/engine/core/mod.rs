@@ -27,6 +27,7 @@ mod control;
 mod produce;
 mod security;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::Sender;
 
-use super::batch::ProducerBatch;
+use super::batch::{Encoder, ProducerBatch};
 use super::callbacks::Job;
 use super::wake::PARKED_IDLE;
 use super::{PartitionState, Shared};
@@ -74,7 +75,8 @@ pub(crate) struct EngineCore {
     by_broker: HashMap<i32, usize>,
     owned: Vec<Arc<PartitionState>>,
     seen_version: u64,
-    compressor: Compressor,
+    /// In a cell: completing a batch (from `&self`) gives its buffer back.
+    encoder: RefCell<Encoder>,
     rng: u64,
     callbacks: Sender<Job>,
     control: Control,
@@ -86,14 +88,14 @@ pub(crate) struct EngineCore {
 
 impl EngineCore {
     pub fn new(index: usize, shared: Arc<Shared>, callbacks: Sender<Job>) -> Self {
-        let compressor = Compressor::new(shared.config.compression);
+        let encoder = RefCell::new(Encoder::new(Compressor::new(shared.config.compression)));
         EngineCore {
             index,
             conns: Vec::new(),
             by_broker: HashMap::new(),
             owned: Vec::new(),
             seen_version: u64::MAX,
-            compressor,
+            encoder,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             callbacks,
             control: Control::default(),

@@ -74,7 +74,7 @@ impl EngineCore {
             let mut waited = p.take_waited();
             while let Some(r) = p.ring.pop() {
                 drained += 1;
-                if let Err(e) = acc.append(r, now, batch_size, ids, &mut self.compressor) {
+                if let Err(e) = acc.append(r, now, batch_size, ids, self.encoder.get_mut()) {
                     failed = Some(e);
                     break;
                 }
@@ -99,7 +99,7 @@ impl EngineCore {
                     urgency = Urgency::Flush;
                 }
             }
-            let closed = match acc.close_if_due(now, linger, urgency, ids, &mut self.compressor) {
+            let closed = match acc.close_if_due(now, linger, urgency, ids, self.encoder.get_mut()) {
                 Ok(c) => c,
                 Err(e) => {
                     failed = Some(e);
