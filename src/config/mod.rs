@@ -491,7 +491,8 @@ impl ProducerConfigBuilder {
         /// I/O thread and one for the caller; give it spare cores. Default zero (sleep at
         /// once); [`for_low_latency`](Self::for_low_latency) sets 200 µs.
         idle_spin: Duration;
-        /// Threads running delivery callbacks. Default 1.
+        /// Threads running delivery callbacks. Default 1. The callbacks of one acknowledged
+        /// batch run on one of them, in the records' order.
         callback_threads: usize;
         /// Records each partition's ring holds (allocated when the partition is first known).
         /// Default 4096. A topic's rings hold at most 65,536 records together: a topic of
