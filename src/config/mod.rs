@@ -93,6 +93,8 @@ pub struct ProducerConfig {
     pub queue_capacity: usize,
     /// Partitioner for records without a partition.
     pub partitioner: BuiltinPartitioner,
+    /// Place keyed records as keyless ones (the uniform sticky partitioner), ignoring keys.
+    pub partitioner_ignore_keys: bool,
     /// TLS and SASL.
     pub security: SecurityConfig,
 }
@@ -352,6 +354,7 @@ impl ProducerConfigBuilder {
                 callback_threads: 1,
                 queue_capacity: 4096,
                 partitioner: BuiltinPartitioner::Murmur2,
+                partitioner_ignore_keys: false,
                 security: SecurityConfig::default(),
             },
             sasl: security::SaslParts::default(),
@@ -501,7 +504,13 @@ impl ProducerConfigBuilder {
         /// still apply across all partitions.
         queue_capacity: usize;
         /// Partitioner for records that name no partition. Default murmur2 (Java-compatible).
+        /// Keyless records (and, with [`partitioner_ignore_keys`](Self::partitioner_ignore_keys),
+        /// keyed ones) go by KIP-794's uniform sticky partitioner: to one partition until
+        /// `batch_size` bytes of them have, then to the next partition that has a leader.
         partitioner: BuiltinPartitioner;
+        /// Place keyed records as if they had no key (Java's `partitioner.ignore.keys`):
+        /// spread evenly, with no per-key order. Default off.
+        partitioner_ignore_keys: bool;
     }
 
     /// Applies librdkafka / Java property names, e.g. `("linger.ms", "5")`. An unknown key or a
@@ -585,6 +594,7 @@ impl ProducerConfigBuilder {
                 "metadata.max.age.ms" => self.metadata_max_age(ms()?),
                 "socket.connection.setup.timeout.ms" => self.connection_setup_timeout(ms()?),
                 "kprod.idle.spin.us" => self.idle_spin(Duration::from_micros(num()?)),
+                "partitioner.ignore.keys" => self.partitioner_ignore_keys(flag()?),
                 // kprod always tries every address a name resolves to, in order (the Java
                 // client's default).
                 "client.dns.lookup" => match value {
@@ -822,12 +832,14 @@ mod tests {
                 ("socket.connection.setup.timeout.ms", "2500"),
                 ("client.dns.lookup", "use_all_dns_ips"),
                 ("kprod.idle.spin.us", "150"),
+                ("partitioner.ignore.keys", "true"),
             ])
             .unwrap()
             .build_config()
             .unwrap();
         assert_eq!(c.connection_setup_timeout, Duration::from_millis(2500));
         assert_eq!(c.idle_spin, Duration::from_micros(150));
+        assert!(c.partitioner_ignore_keys);
         assert_eq!(c.linger, Duration::from_millis(7));
         assert_eq!(
             c.compression,

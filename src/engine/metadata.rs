@@ -168,8 +168,6 @@ impl Shared {
             ring: ArrayQueue::new(super::ring_capacity(self.config.queue_capacity, count)),
             route: AtomicU64::new(route_word(-1, 0)),
             leader_epoch: AtomicI32::new(-1),
-            sticky: t.sticky.clone(),
-            partition_count: t.partition_count.clone(),
             acc: Mutex::new(Accumulator::default()),
             lingering: AtomicBool::new(false),
             urgent: AtomicBool::new(false),
@@ -207,7 +205,13 @@ impl Shared {
                         urge,
                     } = u;
                     let reserved = record.reserved;
-                    let p = match self.place(t, &parts, partition, record.key.as_deref()) {
+                    let p = match self.place(
+                        t,
+                        &parts,
+                        partition,
+                        record.key.as_deref(),
+                        record.reserved,
+                    ) {
                         Ok(p) => &parts[p],
                         Err(e) => {
                             self.fail_all(
@@ -230,9 +234,11 @@ impl Shared {
                             }
                         }
                         Err(record) => {
+                            // It keeps the partition it was placed on: placing it again
+                            // would count it again against that partition's turn.
                             q.push_front(Unplaced {
                                 since,
-                                partition,
+                                partition: Some(p.partition),
                                 record,
                                 urge,
                             });

@@ -100,9 +100,7 @@ impl Shared {
             name: name.clone(),
             partitions: ArcSwapOption::empty(),
             partition_count: Arc::new(AtomicU32::new(0)),
-            sticky: Arc::new(Sticky {
-                current: AtomicU32::new(seed),
-            }),
+            sticky: Arc::new(Sticky::new(seed)),
             pending: Mutex::new(VecDeque::new()),
             has_pending: AtomicBool::new(false),
             error: Mutex::new(None),
@@ -122,13 +120,15 @@ impl Shared {
         parts: &[Arc<PartitionState>],
         explicit: Option<i32>,
         key: Option<&[u8]>,
+        size: usize,
     ) -> Result<usize, Error> {
         let n = parts.len() as u32;
+        let key = key.filter(|_| !self.config.partitioner_ignore_keys);
         let p = match explicit {
             Some(p) => p,
             None => match self.partitioner.partition(&topic.name, key, n) {
                 Some(p) => p as i32,
-                None => topic.sticky.partition(n) as i32,
+                None => topic.sticky.place(parts, size, self.config.batch_size) as i32,
             },
         };
         if p < 0 || p as u32 >= n {
@@ -238,7 +238,7 @@ impl Shared {
         budget: &mut Budget,
         want: bool,
     ) -> Result<Option<Arc<PartitionState>>, (Error, PendingRecord)> {
-        let p = match self.place(t, parts, explicit, record.key.as_deref()) {
+        let p = match self.place(t, parts, explicit, record.key.as_deref(), record.reserved) {
             Ok(p) => &parts[p],
             Err(e) => return Err((e, record)),
         };

@@ -99,13 +99,9 @@ impl EngineCore {
                     urgency = Urgency::Flush;
                 }
             }
-            let closed = match acc.close_if_due(now, linger, urgency, ids, self.encoder.get_mut()) {
-                Ok(c) => c,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            };
+            if let Err(e) = acc.close_if_due(now, linger, urgency, ids, self.encoder.get_mut()) {
+                failed = Some(e);
+            }
             if let Some(e) = failed {
                 // Compression failed: the open records cannot be sent.
                 log::error!("kprod: compressing a batch for {p:?} failed: {e}");
@@ -117,10 +113,6 @@ impl EngineCore {
                 };
                 self.shared
                     .fail_all(cs, reserved, &err, &mut self.deliver());
-            }
-            if closed || acc.ready.len() > 1 {
-                let n = p.partition_count.load(Relaxed);
-                p.sticky.rotate(p.partition as u32, n);
             }
             let expired = acc.expire(now, delivery_timeout);
             for b in &expired {
