@@ -29,6 +29,8 @@ pub(crate) struct Metrics {
     pub forget_failed: AtomicU64,
     pub forget_timed_out: AtomicU64,
     pub wakeups: AtomicU64,
+    pub throttled_responses: AtomicU64,
+    pub throttle_time_ms: AtomicU64,
     pub epoch_bumps: AtomicU64,
     pub sequence_rewinds: AtomicU64,
     pub records_batched: AtomicU64,
@@ -103,6 +105,8 @@ impl Metrics {
             forget_failed: g(&self.forget_failed),
             forget_timed_out: g(&self.forget_timed_out),
             wakeups: g(&self.wakeups),
+            throttled_responses: g(&self.throttled_responses),
+            throttle_time_ms: g(&self.throttle_time_ms),
             epoch_bumps: g(&self.epoch_bumps),
             sequence_rewinds: g(&self.sequence_rewinds),
             authentications: g(&self.authentications),
@@ -169,6 +173,11 @@ pub struct MetricsSnapshot {
     pub forget_timed_out: u64,
     /// Times a caller woke a parked I/O thread.
     pub wakeups: u64,
+    /// Produce responses that asked the producer to hold back (a quota's `throttle_time_ms`
+    /// above zero, KIP-219): the connection then sends nothing until that time has passed.
+    pub throttled_responses: u64,
+    /// The throttle times those responses asked for, summed, ms.
+    pub throttle_time_ms: u64,
     /// Idempotence: times the producer epoch was bumped (KIP-360) so that partitions could
     /// go on after a batch with an unknown outcome was given up, or the broker lost track of
     /// the producer's sequences.

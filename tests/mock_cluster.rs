@@ -650,6 +650,56 @@ fn set_latency_delays_every_response() {
     assert!(t.elapsed() < latency, "{:?}", t.elapsed());
 }
 
+/// The mock's throttle is what a broker enforcing a quota sends, as librdkafka reads it: its
+/// statistics show the throttle time the Produce responses carried.
+#[test]
+fn set_throttle_is_seen_by_librdkafka() {
+    struct Stats(Arc<Mutex<i64>>);
+    impl ClientContext for Stats {
+        fn stats(&self, s: rdkafka::Statistics) {
+            let max = s
+                .brokers
+                .values()
+                .filter_map(|b| b.throttle.as_ref())
+                .map(|w| w.max)
+                .max()
+                .unwrap_or(0);
+            let mut m = self.0.lock().unwrap();
+            *m = (*m).max(max);
+        }
+    }
+    impl ProducerContext for Stats {
+        type DeliveryOpaque = ();
+        fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+            assert!(r.is_ok(), "librdkafka delivery failed");
+        }
+    }
+    let cluster = MockCluster::builder().topic("t", 1).build().unwrap();
+    cluster.set_throttle(1, Duration::from_millis(200));
+    let seen = Arc::new(Mutex::new(0));
+    let p: BaseProducer<Stats> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("statistics.interval.ms", "100")
+        .set("linger.ms", "0")
+        .create_with_context(Stats(seen.clone()))
+        .unwrap();
+    for _ in 0..3 {
+        p.send(BaseRecord::<'_, str, str>::to("t").payload("v"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *seen.lock().unwrap() < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "librdkafka saw a throttle of at most {} ms",
+            seen.lock().unwrap()
+        );
+        p.poll(Duration::from_millis(50));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // broker_down / broker_up
 

@@ -565,6 +565,7 @@ fn produce(shared: &Shared, broker: i32, v: i16, cid: i32, req: ProduceRequest) 
             partition_responses,
         });
     }
+    let throttle_time_ms = st.throttle_ms.get(&broker).copied().unwrap_or(0);
     drop(st);
     if req.acks == 0 {
         return Outcome::Silent;
@@ -572,7 +573,7 @@ fn produce(shared: &Shared, broker: i32, v: i16, cid: i32, req: ProduceRequest) 
     let resp = ProduceResponse {
         responses,
         node_endpoints,
-        ..Default::default()
+        throttle_time_ms,
     };
     respond::<ProduceRequest>(&resp, v, cid)
 }

@@ -656,6 +656,19 @@ impl MockCluster {
         *self.broker(broker).latency.lock() = latency;
     }
 
+    /// Makes `broker`'s Produce responses carry `throttle` as `throttle_time_ms`, as a broker
+    /// enforcing a quota does (KIP-219: answered at once, the client holds back). The mock
+    /// itself does not hold the client to it. `Duration::ZERO` turns it off.
+    pub fn set_throttle(&self, broker: i32, throttle: Duration) {
+        let ms = throttle.as_millis().min(i32::MAX as u128) as i32;
+        let mut st = self.shared.state.lock();
+        if ms == 0 {
+            st.throttle_ms.remove(&broker);
+        } else {
+            st.throttle_ms.insert(broker, ms);
+        }
+    }
+
     /// Takes a broker down: closes its listener and all its connections, so connecting is
     /// refused. Metadata from the other brokers still lists it and the partitions it leads.
     pub fn broker_down(&self, broker: i32) {

@@ -89,6 +89,8 @@ pub(crate) struct State {
     pub fail: HashMap<i16, VecDeque<ErrorCode>>,
     /// Produce requests to answer with these codes after appending their batches.
     pub fail_after_append: VecDeque<ErrorCode>,
+    /// Broker id → the `throttle_time_ms` its Produce responses carry (a quota).
+    pub throttle_ms: BTreeMap<i32, i32>,
     /// Per broker (index = id - 1): requests left until one is answered by closing.
     pub drop_on_request: Vec<Option<u32>>,
     /// Per broker: bytes left until the connection reading them is cut.
@@ -132,6 +134,7 @@ impl State {
             stats: BTreeMap::new(),
             errors: Vec::new(),
             captures: Vec::new(),
+            throttle_ms: BTreeMap::new(),
             requests: VecDeque::new(),
             fail: HashMap::new(),
             fail_after_append: VecDeque::new(),

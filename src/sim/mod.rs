@@ -319,6 +319,12 @@ impl World {
                     self.schedule(d, Event::Unstall(b));
                 }
                 Event::Unstall(b) => self.stalled[b as usize] = false,
+                Event::Throttle(b, ms, d) => {
+                    self.cluster
+                        .set_throttle(b, Duration::from_millis(ms as u64));
+                    self.schedule(d, Event::Unthrottle(b));
+                }
+                Event::Unthrottle(b) => self.cluster.set_throttle(b, Duration::ZERO),
                 Event::LoseState => {
                     // Only for partitions the producer is idle on (every record sent to it has
                     // completed): a broker forgets a producer that went quiet, never one with a
@@ -334,6 +340,9 @@ impl World {
                     // Codes armed but never used (no request came) are not faults of the
                     // quiet phase.
                     self.cluster.clear_failures();
+                    for b in 1..=self.sc.brokers as i32 {
+                        self.cluster.set_throttle(b, Duration::ZERO);
+                    }
                     if self.trace {
                         for (i, c) in self.cores.iter().enumerate() {
                             eprintln!("at quiet, core {i}: {}", c.debug_state());

@@ -56,6 +56,9 @@ pub(super) enum Event {
     ErrorsAfterAppend(Vec<ErrorCode>),
     Stall(i32, Duration),
     Unstall(i32),
+    /// The broker's Produce answers ask for a throttle of this many ms (a quota), for a while.
+    Throttle(i32, i32, Duration),
+    Unthrottle(i32),
     LoseState,
     /// Faults are over: the quiet phase starts.
     Quiet,
@@ -154,7 +157,8 @@ impl Scenario {
                             .collect(),
                     )
                 }
-                86..=93 => Event::Stall(b, d),
+                86..=92 => Event::Stall(b, d),
+                93..=95 => Event::Throttle(b, rng.range(1, 300) as i32, d),
                 _ => Event::LoseState,
             };
             sc.events.push((at, e));

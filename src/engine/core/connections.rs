@@ -93,6 +93,9 @@ pub(crate) struct BrokerConn {
     pub tls: Option<Box<Tls>>,
     /// SASL progress and the re-authentication timer.
     pub auth: Auth,
+    /// A quota throttle the broker asked for (KIP-219): no request goes on this connection
+    /// before then.
+    pub throttled_until: Option<Instant>,
 }
 
 impl BrokerConn {
@@ -104,9 +107,23 @@ impl BrokerConn {
         )
     }
 
-    /// Whether a request may be sent now: ready, not re-authenticating, room in flight.
+    /// Whether a request may be sent now: ready, not re-authenticating, not throttled, room
+    /// in flight.
     pub fn accepts_requests(&self) -> bool {
-        self.state == State::Ready && !self.auth.reauthenticating && self.conn.can_send()
+        self.state == State::Ready
+            && !self.auth.reauthenticating
+            && self.throttled_until.is_none()
+            && self.conn.can_send()
+    }
+
+    /// The broker asked this connection to hold back for `ms` (a response's
+    /// `throttle_time_ms`, KIP-219; from brokers that delay the response themselves, i.e.
+    /// Produce before v6, the caller passes nothing).
+    pub fn throttle(&mut self, now: Instant, ms: i32) {
+        if ms > 0 {
+            let until = now + Duration::from_millis(ms as u64);
+            self.throttled_until = Some(self.throttled_until.map_or(until, |t| t.max(until)));
+        }
     }
 }
 
@@ -150,6 +167,7 @@ impl EngineCore {
             connect_deadline: None,
             tls: None,
             auth: Auth::default(),
+            throttled_until: None,
         };
         match self.conns.iter().position(Option::is_none) {
             Some(i) => {
@@ -443,6 +461,19 @@ impl EngineCore {
     }
 
     /// Request timeouts, connect deadlines and reconnect timers. Returns the next one.
+    /// Lifts the throttles that have run out; returns when the next one does.
+    pub(super) fn lift_throttles(&mut self, now: Instant) -> Option<Instant> {
+        let mut next = None;
+        for c in self.conns.iter_mut().flatten() {
+            match c.throttled_until {
+                Some(t) if now >= t => c.throttled_until = None,
+                Some(t) => merge(&mut next, Some(t)),
+                None => {}
+            }
+        }
+        next
+    }
+
     pub(super) fn check_connections(&mut self, now: Instant) -> Option<Instant> {
         let mut next = None;
         for i in 0..self.conns.len() {

@@ -136,6 +136,7 @@ impl EngineCore {
             self.refresh_owned();
         }
         let mut deadline: Option<Instant> = None;
+        merge(&mut deadline, self.lift_throttles(now));
         if self.index == 0 {
             merge(&mut deadline, self.control_duties(now));
         }
