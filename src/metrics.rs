@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     pub wakeups: AtomicU64,
     pub throttled_responses: AtomicU64,
     pub throttle_time_ms: AtomicU64,
+    pub batches_split: AtomicU64,
     pub epoch_bumps: AtomicU64,
     pub sequence_rewinds: AtomicU64,
     pub records_batched: AtomicU64,
@@ -107,6 +108,7 @@ impl Metrics {
             wakeups: g(&self.wakeups),
             throttled_responses: g(&self.throttled_responses),
             throttle_time_ms: g(&self.throttle_time_ms),
+            batches_split: g(&self.batches_split),
             epoch_bumps: g(&self.epoch_bumps),
             sequence_rewinds: g(&self.sequence_rewinds),
             authentications: g(&self.authentications),
@@ -178,6 +180,9 @@ pub struct MetricsSnapshot {
     pub throttled_responses: u64,
     /// The throttle times those responses asked for, summed, ms.
     pub throttle_time_ms: u64,
+    /// Batches the broker refused as too large (MESSAGE_TOO_LARGE) that were split in two
+    /// and sent again as halves, as the Java client does.
+    pub batches_split: u64,
     /// Idempotence: times the producer epoch was bumped (KIP-360) so that partitions could
     /// go on after a batch with an unknown outcome was given up, or the broker lost track of
     /// the producer's sequences.

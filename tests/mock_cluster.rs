@@ -461,6 +461,30 @@ fn fail_requests_non_retriable_error_fails_the_delivery_with_that_code() {
     assert_eq!(values(&cluster, "t", 0), ["ok"]);
 }
 
+/// A topic's `max.message.bytes`: librdkafka's batch above it is refused with
+/// MESSAGE_TOO_LARGE (librdkafka does not split; each record fails with the code), one below
+/// it is stored.
+#[test]
+fn max_message_bytes_refuses_larger_batches_as_librdkafka_expects() {
+    let cluster = MockCluster::builder().topic("small", 1).build().unwrap();
+    cluster.set_max_message_bytes("small", Some(2_000));
+    assert_eq!(cluster.max_message_bytes("small"), Some(2_000));
+    let (p, reports) = producer(&cluster, &[("linger.ms", "50"), ("batch.size", "100000")]);
+    // 30 records of ~100 B in one batch: ~3.5 KB, over the limit.
+    for i in 0..30 {
+        send(&p, "small", 0, &format!("{i:0100}"));
+    }
+    let _ = p.flush(Duration::from_secs(20));
+    let got = std::mem::take(&mut *reports.lock().unwrap());
+    assert_eq!(got, vec![Err(RDKafkaErrorCode::MessageSizeTooLarge); 30]);
+    assert!(cluster.records("small", 0).is_empty(), "nothing stored");
+    // One record alone fits.
+    send(&p, "small", 0, "fits");
+    p.flush(Duration::from_secs(20)).expect("flush");
+    assert_eq!(*reports.lock().unwrap(), [Ok((0, 0))]);
+    assert_eq!(values(&cluster, "small", 0), ["fits"]);
+}
+
 #[test]
 fn fail_requests_answers_codes_in_order_for_each_api() {
     let cluster = MockCluster::builder().topic("t", 2).build().unwrap();

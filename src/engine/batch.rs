@@ -15,7 +15,8 @@ use crate::delivery::{Completer, DeliveryResult, RecordMetadata};
 use crate::error::Error;
 use crate::protocol::compression::{Compression, Compressor};
 use crate::protocol::record_batch::{
-    estimated_record_size, restamp_producer_state, BatchHeader, Header, RecordBatchBuilder,
+    decode_one, estimated_record_size, restamp_producer_state, BatchHeader, Header,
+    RecordBatchBuilder,
 };
 
 /// A RecordBatch's fixed header, which every batch carries.
@@ -135,6 +136,24 @@ impl Completions {
         Completions { records, waiting }
     }
 
+    /// Moves the records from `at` on into a new set, numbered from 0 there.
+    pub fn split_off(&mut self, at: usize) -> Completions {
+        let at = at.min(self.records);
+        let first_later = self.waiting.partition_point(|w| (w.index as usize) < at);
+        let waiting = self
+            .waiting
+            .split_off(first_later)
+            .into_iter()
+            .map(|w| Waiting {
+                index: w.index - at as u32,
+                ..w
+            })
+            .collect();
+        let records = self.records - at;
+        self.records = at;
+        Completions { records, waiting }
+    }
+
     /// Takes them all, leaving room for as many waiting records as there were.
     fn take(&mut self) -> Completions {
         let cap = self.waiting.len();
@@ -237,6 +256,89 @@ impl ProducerBatch {
             }
             Err(e) => self.completions.fail(&e, deliver),
         }
+    }
+}
+
+impl ProducerBatch {
+    /// Splits a batch the broker refused as too large (MESSAGE_TOO_LARGE) into two halves by
+    /// record count, each re-encoded (and compressed) on its own under the same producer ids:
+    /// the first keeps the base sequence and the second follows it, so the sequences the
+    /// partition's later batches carry stay right. Both keep the batch's creation time (the
+    /// delivery timeout does not start again), its attempts and its maybe-written flag. A
+    /// batch becomes the first half and the second is returned. A batch of one record, or
+    /// one that cannot be re-encoded, stays as it is (`None`).
+    pub fn split(&mut self, encoder: &mut Encoder) -> Option<ProducerBatch> {
+        let n = self.record_count();
+        if n < 2 {
+            return None;
+        }
+        // The batch was built here: decoding it again cannot meet anything unexpected, but a
+        // failure is still only a reason not to split.
+        let bound = self.uncompressed + BATCH_OVERHEAD;
+        let records = match decode_one(&self.bytes, bound) {
+            Ok((b, _)) if b.records.len() == n => b.records,
+            Ok(_) | Err(_) => return None,
+        };
+        let mid = n / 2;
+        let second_base = if self.ids.idempotent() {
+            seq_add(self.base_sequence, mid)
+        } else {
+            -1
+        };
+        let halves = [
+            (&records[..mid], self.base_sequence),
+            (&records[mid..], second_base),
+        ];
+        let mut encoded = Vec::with_capacity(2);
+        for (recs, base_sequence) in halves {
+            let mut builder = RecordBatchBuilder::new();
+            for r in recs {
+                builder.append(
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers,
+                );
+            }
+            let header = BatchHeader {
+                producer_id: self.ids.producer_id,
+                producer_epoch: self.ids.epoch,
+                base_sequence,
+                ..BatchHeader::default()
+            };
+            let uncompressed = builder.size_uncompressed();
+            let mut out = encoder.buffer();
+            if builder
+                .finish(&header, &mut encoder.compressor, &mut out)
+                .is_err()
+            {
+                return None;
+            }
+            encoded.push((Bytes::from(out), uncompressed, base_sequence));
+        }
+        let later = self.completions.split_off(mid);
+        let reserved_first = self.reserved / n * mid;
+        let [(b1, u1, s1), (b2, u2, s2)]: [_; 2] = encoded.try_into().expect("two halves");
+        let second = ProducerBatch {
+            bytes: b2,
+            uncompressed: u2,
+            completions: later,
+            reserved: self.reserved - reserved_first,
+            base_sequence: s2,
+            ids: self.ids,
+            created: self.created,
+            attempts: self.attempts,
+            not_before: None,
+            last_error: self.last_error.clone(),
+            // Never renumbered if the whole may be written (see `Action::Split`).
+            maybe_written: self.maybe_written,
+        };
+        encoder.recycle(std::mem::replace(&mut self.bytes, b1));
+        self.uncompressed = u1;
+        self.reserved = reserved_first;
+        self.base_sequence = s1;
+        self.not_before = None;
+        Some(second)
     }
 }
 
@@ -590,6 +692,27 @@ impl Accumulator {
             0
         };
         self.ready.insert(pos, batch);
+    }
+
+    /// Puts the two halves of a split batch (in flight until now) back at their place, first
+    /// half first, to go without a backoff.
+    pub fn requeue_split(
+        &mut self,
+        first: ProducerBatch,
+        second: ProducerBatch,
+        now: Instant,
+        why: Error,
+    ) {
+        if first.ids.idempotent() {
+            // Sequence order puts them where the batch was, the first half ahead.
+            self.requeue(first, now, why.clone());
+            self.requeue(second, now, why);
+        } else {
+            // Without sequences a retry goes to the front: the second half, then the first
+            // ahead of it.
+            self.requeue(second, now, why.clone());
+            self.requeue(first, now, why);
+        }
     }
 
     /// The batch that would go next, ignoring retry backoff. While the partition is held —
@@ -1029,6 +1152,61 @@ mod tests {
     fn stamped(b: &ProducerBatch) -> (i64, i16, i32) {
         let d = decode_record_batches(&b.bytes, 1 << 20).unwrap();
         (d[0].producer_id, d[0].producer_epoch, d[0].base_sequence)
+    }
+
+    /// A split batch: two halves under the batch's sequences (the second following the
+    /// first), records and completions divided at the middle, offsets counted from each
+    /// half's own base; back in line ahead of the later batch, first half first.
+    #[test]
+    fn a_split_batch_keeps_its_sequences_records_and_completions() {
+        let t0 = Instant::now();
+        let mut a = Accumulator::default();
+        let mut c = none();
+        let mut handles = vec![];
+        for i in 0..5 {
+            let (r, h) = rec(&format!("v{i}"));
+            handles.push(h);
+            a.append(r, t0, 1 << 20, IDS, &mut c).unwrap();
+        }
+        a.close(IDS, &mut c).unwrap();
+        batches(&mut a, 1, IDS);
+        let mut first = a.ready.pop_front().unwrap();
+        let reserved = first.reserved;
+        a.in_flight = 1;
+        let second = first.split(&mut c).unwrap();
+        assert_eq!((first.record_count(), second.record_count()), (2, 3));
+        assert_eq!((first.base_sequence, second.base_sequence), (0, 2));
+        assert_eq!((stamped(&first), stamped(&second)), ((7, 1, 0), (7, 1, 2)));
+        assert_eq!(first.reserved + second.reserved, reserved);
+        let values = |b: &ProducerBatch| -> Vec<Bytes> {
+            decode_record_batches(&b.bytes, 1 << 20).unwrap()[0]
+                .records
+                .iter()
+                .map(|r| r.value.clone().unwrap())
+                .collect()
+        };
+        assert_eq!(values(&second), ["v2", "v3", "v4"]);
+        a.in_flight = 0;
+        a.requeue_split(first, second, t0, Error::Closed);
+        let seqs: Vec<i32> = a.ready.iter().map(|b| b.base_sequence).collect();
+        assert_eq!(
+            seqs,
+            [0, 2, 5],
+            "in sequence order, ahead of the later batch"
+        );
+        let topic: Arc<str> = "t".into();
+        let (one, rest) = (a.ready.pop_front().unwrap(), a.ready.pop_front().unwrap());
+        one.complete(&topic, 0, Ok((10, None)), &mut |c, r| c.complete(r));
+        rest.complete(&topic, 0, Ok((40, None)), &mut |c, r| c.complete(r));
+        let offsets: Vec<i64> = handles
+            .into_iter()
+            .map(|h| h.wait().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, [10, 11, 40, 41, 42]);
+        // One record cannot be split.
+        let mut single = a.ready.pop_front().unwrap();
+        assert!(single.split(&mut c).is_none());
+        assert_eq!(single.record_count(), 1);
     }
 
     #[test]

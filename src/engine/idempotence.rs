@@ -99,6 +99,10 @@ pub(crate) enum Action {
     Retry,
     /// Failed with the answer's error (given up: see the module docs).
     Fail,
+    /// Too large for the broker (MESSAGE_TOO_LARGE): split in two halves that keep the
+    /// batch's sequences, sent again without a backoff (as the Java client does). A batch of
+    /// one record cannot be split: it fails.
+    Split,
 }
 
 /// A decision: the action, and what it implies.
@@ -181,6 +185,13 @@ pub(crate) fn on_answer(
             maybe_written: true,
             ..Decision::of(Retry)
         },
+        // The broker checks the size before it appends, so this attempt was not written; nor
+        // was an earlier one (a batch over the limit cannot have been, unless the limit was
+        // lowered since — then the first half meets the stored batch's sequences, is answered
+        // OUT_OF_ORDER, and fails as a maybe-written batch must). The halves keep the batch's
+        // maybe-written flag: neither is ever renumbered. The simulation found batches
+        // flagged by a cut connection failing whole when this split only unflagged ones.
+        ErrorCode::MESSAGE_TOO_LARGE => Decision::of(Split),
         c if c.is_retriable() => Decision::of(Retry),
         _ => Decision::of(Fail),
     };
@@ -248,8 +259,11 @@ mod tests {
             (E::NOT_ENOUGH_REPLICAS,              true,  false, false, Retry, false, false, false),
             (E::CORRUPT_MESSAGE,                  true,  false, false, Retry, false, false, false),
             // Non-retriable: given up (a gap; a bump too if it may be written: `given_up`).
-            (E::MESSAGE_TOO_LARGE,                true,  false, false, Fail,  false, false, false),
-            (E::MESSAGE_TOO_LARGE,                true,  true,  false, Fail,  false, false, false),
+            // Too large: split (a single record then fails).
+            (E::MESSAGE_TOO_LARGE,                true,  false, false, Split, false, false, false),
+            (E::MESSAGE_TOO_LARGE,                false, false, false, Split, false, false, false),
+            (E::MESSAGE_TOO_LARGE,                true,  true,  false, Split, false, false, false),
+            (E::RECORD_LIST_TOO_LARGE,            true,  false, false, Fail,  false, false, false),
             (E::INVALID_RECORD,                   true,  false, false, Fail,  false, false, false),
             (E::TOPIC_AUTHORIZATION_FAILED,       true,  false, false, Fail,  false, false, false),
             (E::CLUSTER_AUTHORIZATION_FAILED,     true,  false, false, Fail,  false, false, false),

@@ -448,6 +448,11 @@ fn produce_partition(
         };
     }
     let data = records.unwrap_or_default();
+    // Kafka checks each batch's size on the wire against the topic's limit first.
+    let limit = st.topics.get(topic).and_then(|t| t.max_message_bytes);
+    if limit.is_some_and(|l| data.len() > l) {
+        return PartitionOutcome::error(ErrorCode::MESSAGE_TOO_LARGE);
+    }
     let batches = match decode_record_batches(&data, MAX_BATCH_DECOMPRESSED) {
         Ok(b) => b,
         Err(e) => {
@@ -816,6 +821,15 @@ fn create_topics(shared: &Shared, v: i16, cid: i32, req: CreateTopicsRequest) ->
             if !req.validate_only {
                 let l = (!leaders.is_empty()).then_some(&leaders[..]);
                 st.create_topic(&t.name, partitions, l);
+                // The one topic config the mock acts on.
+                let limit = t
+                    .configs
+                    .iter()
+                    .find(|c| c.name == "max.message.bytes")
+                    .and_then(|c| c.value.as_deref()?.parse().ok());
+                if let Some(topic) = st.topics.get_mut(&t.name) {
+                    topic.max_message_bytes = limit;
+                }
             }
             r.topic_id = st.topics.get(&t.name).map_or(r.topic_id, |x| x.id);
             r.num_partitions = partitions;

@@ -521,6 +521,26 @@ impl MockCluster {
             .create_topic(name, partitions.max(1), None);
     }
 
+    /// Sets a topic's `max.message.bytes`: a batch larger than `bytes` on the wire is
+    /// refused with MESSAGE_TOO_LARGE (`None`, the default: no limit). Nothing happens for a
+    /// topic that does not exist.
+    pub fn set_max_message_bytes(&self, topic: &str, bytes: Option<usize>) {
+        if let Some(t) = self.shared.state.lock().topics.get_mut(topic) {
+            t.max_message_bytes = bytes;
+        }
+    }
+
+    /// A topic's `max.message.bytes`, if it has one (see
+    /// [`set_max_message_bytes`](Self::set_max_message_bytes)).
+    pub fn max_message_bytes(&self, topic: &str) -> Option<usize> {
+        self.shared
+            .state
+            .lock()
+            .topics
+            .get(topic)?
+            .max_message_bytes
+    }
+
     /// A topic's partition count, `None` if it does not exist.
     pub fn partition_count(&self, topic: &str) -> Option<i32> {
         let st = self.shared.state.lock();

@@ -42,6 +42,9 @@ pub(crate) struct Partition {
 pub(crate) struct Topic {
     pub id: Uuid,
     pub partitions: Vec<Partition>,
+    /// The topic's `max.message.bytes`: a batch larger than this on the wire is refused with
+    /// MESSAGE_TOO_LARGE, before anything is appended (`None`: no limit).
+    pub max_message_bytes: Option<usize>,
 }
 
 /// Idempotence state of one producer on one partition.
@@ -174,6 +177,7 @@ impl State {
             Topic {
                 id: Uuid(id),
                 partitions,
+                max_message_bytes: None,
             },
         );
         true

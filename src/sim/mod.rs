@@ -130,6 +130,7 @@ impl World {
             .brokers(sc.brokers)
             .topic(TOPIC, sc.partitions)
             .build_simulated();
+        cluster.set_max_message_bytes(TOPIC, sc.max_message_bytes);
         let events = sc
             .events
             .iter()

@@ -83,6 +83,9 @@ pub(super) struct Scenario {
     pub fatal_codes: Vec<ErrorCode>,
     pub delivery_timeout: Duration,
     pub request_timeout: Duration,
+    /// The topic's `max.message.bytes`, when it has one below the batch size: batches above
+    /// it are refused as too large and split (every record fits alone).
+    pub max_message_bytes: Option<usize>,
 }
 
 impl Scenario {
@@ -106,6 +109,7 @@ impl Scenario {
             fatal_codes: Vec::new(),
             delivery_timeout: Duration::from_secs(rng.range(8, 30)),
             request_timeout: Duration::from_secs(rng.range(1, 4)),
+            max_message_bytes: None,
         };
         let horizon = rng.range(200, 3_000);
         let faults = rng.range(0, 12);
@@ -164,6 +168,9 @@ impl Scenario {
             sc.events.push((at, e));
         }
         sc.events.sort_by_key(|e| e.0);
+        if rng.chance(0.3) {
+            sc.max_message_bytes = Some(rng.range(120, 3_000) as usize);
+        }
         sc
     }
 }

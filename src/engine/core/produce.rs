@@ -447,7 +447,32 @@ impl EngineCore {
                 self.shared.producer.want_bump();
             }
             b.maybe_written |= d.maybe_written;
-            match d.action {
+            let mut action = d.action;
+            if action == Action::Split {
+                match b.split(self.encoder.get_mut()) {
+                    Some(second) => {
+                        let first = b;
+                        Metrics::add(&self.shared.metrics.batches_split, 1);
+                        log::debug!(
+                            "kprod: {p:?}: a batch of {} records was too large; sending it \
+                             as {} and {}",
+                            first.record_count() + second.record_count(),
+                            first.record_count(),
+                            second.record_count()
+                        );
+                        {
+                            let mut acc = p.acc.lock();
+                            acc.in_flight -= 1;
+                            acc.requeue_split(first, second, now, err);
+                        }
+                        self.wake_owner(&p);
+                        continue;
+                    }
+                    // One record (or not re-encodable): it fails with the broker's answer.
+                    None => action = Action::Fail,
+                }
+            }
+            match action {
                 Action::Retry => {
                     let backoff = hinted.then_some(std::time::Duration::ZERO);
                     self.retry_with(&p, b, err, now, backoff);
@@ -461,7 +486,7 @@ impl EngineCore {
                     self.wake_owner(&p);
                     self.complete(&p, b, Err(err));
                 }
-                Action::Ack { .. } => unreachable!("handled above"),
+                Action::Ack { .. } | Action::Split => unreachable!("handled above"),
             }
         }
         Ok(())
