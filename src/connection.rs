@@ -208,6 +208,11 @@ impl<T> Connection<T> {
         self.poll_timeout().is_some_and(|t| now >= t)
     }
 
+    /// The requests in flight, oldest first, to change their contexts.
+    pub fn in_flight_mut(&mut self) -> impl Iterator<Item = &mut InFlight<T>> {
+        self.in_flight.iter_mut()
+    }
+
     /// Hands back every request awaiting an answer, oldest first, and forgets unsent bytes: for
     /// when the connection is closed.
     pub fn fail_all(&mut self) -> Vec<InFlight<T>> {

@@ -23,6 +23,8 @@ pub enum Deadline {
     Flush,
     /// The timeout given to `close`.
     Close,
+    /// The timeout given to `purge`.
+    Purge,
 }
 
 impl fmt::Display for Deadline {
@@ -34,6 +36,7 @@ impl fmt::Display for Deadline {
             Deadline::QueueFull => "max block (buffer full)",
             Deadline::Flush => "flush timeout",
             Deadline::Close => "close timeout",
+            Deadline::Purge => "purge timeout",
         })
     }
 }
@@ -190,6 +193,17 @@ pub enum Error {
         /// Where.
         at: Location,
     },
+    /// The application purged the record ([`Producer::purge`](crate::Producer::purge))
+    /// before it was delivered. `in_flight`: it had been sent, and the broker may still
+    /// write it (purged with [`PurgeScope::BufferedAndInFlight`](crate::PurgeScope));
+    /// otherwise it certainly was not written. Not retriable: the application asked for it.
+    #[error("{at}purged before delivery{}", if *in_flight { " (in flight: the broker may still write it)" } else { "" })]
+    Purged {
+        /// Whether it had been sent.
+        in_flight: bool,
+        /// Where.
+        at: Location,
+    },
     /// A broker sent bytes that are not valid Kafka protocol.
     #[error("{at}protocol error from {broker}: {source}")]
     Protocol {
@@ -233,6 +247,7 @@ macro_rules! located {
             | Error::Io { $at, .. }
             | Error::Authentication { $at, .. }
             | Error::Tls { $at, .. }
+            | Error::Purged { $at, .. }
             | Error::Protocol { $at, .. } => $then,
             _ => $otherwise,
         }
@@ -276,6 +291,7 @@ impl Error {
             | Error::Serialization { .. }
             | Error::Config { .. }
             | Error::Authentication { .. }
+            | Error::Purged { .. }
             | Error::Tls { .. } => false,
         }
     }

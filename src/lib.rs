@@ -46,7 +46,7 @@ pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use engine::resolver::{Resolve, SystemResolver};
 pub use error::{Deadline, Error};
 pub use metrics::MetricsSnapshot;
-pub use producer::{ProduceAllResults, Producer, SendError, TypedProducer};
+pub use producer::{ProduceAllResults, Producer, PurgeScope, SendError, TypedProducer};
 pub use protocol::compression::Compression;
 pub use protocol::record_batch::Header;
 pub use record::{Payload, ProducerRecord};

@@ -26,6 +26,17 @@ use crate::partitioner::Partitioner;
 use crate::record::{Payload, ProducerRecord};
 use crate::serializer::Serializer;
 
+/// What [`Producer::purge`] drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PurgeScope {
+    /// Records not yet sent: waiting for metadata, queued, and in batches not yet written to
+    /// a broker. None of them has been written.
+    Buffered,
+    /// Those, and the records in requests awaiting the broker's answer (which the broker may
+    /// still write).
+    BufferedAndInFlight,
+}
+
 /// A record that could not be enqueued, handed back with the reason (nothing was sent, and no
 /// callback or handle will fire for it).
 #[derive(Debug, thiserror::Error)]
@@ -488,6 +499,64 @@ impl Producer {
         } else {
             Err(Error::Timeout {
                 deadline: Deadline::Flush,
+                after: timeout,
+                at: Location::default(),
+            })
+        }
+    }
+
+    /// Drops what is buffered and carries on (librdkafka's `rd_kafka_purge`, franz-go's
+    /// `AbortBufferedRecords`): every record sent before the call and not yet delivered —
+    /// waiting for metadata, queued, in a batch not yet sent, and with
+    /// [`PurgeScope::BufferedAndInFlight`] also those in requests awaiting the broker's
+    /// answer — completes with [`Error::Purged`], its callback or handle fired once, its
+    /// room in the buffer given back. Records sent while the call runs may be purged or
+    /// sent. The producer stays usable: later records are delivered as usual.
+    ///
+    /// Returns once every I/O thread has carried it out (a turn each, normally
+    /// microseconds): [`Error::Timeout`] (`Purge`) if `timeout` passes first (the purge still
+    /// happens), [`Error::Closed`] after [`close`](Self::close). Callbacks of the purged
+    /// records may still be running on the callback pool when it returns; [`flush`](Self::flush)
+    /// waits for them.
+    ///
+    /// A record purged in flight may still be written by the broker (its `Purged` error says
+    /// so): the answer, when it comes, is used only to keep the partition's idempotent
+    /// sequences right — a failed answer is handled as for a batch that failed (later batches
+    /// renumbered, or the producer epoch bumped if the broker may have it). Nothing is sent
+    /// again.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kprod::Error> {
+    /// # let cluster = kprod::mock::MockCluster::builder().topic("orders", 1).build().unwrap();
+    /// use std::time::Duration;
+    /// use kprod::{Error, Producer, ProducerRecord, PurgeScope};
+    ///
+    /// let producer = Producer::builder()
+    ///     .bootstrap_servers(&cluster.bootstrap_servers())
+    ///     .linger(Duration::from_secs(10)) // held in the open batch
+    ///     .build()?;
+    /// let stale = producer.produce_async(ProducerRecord::new("orders").value("superseded"))?;
+    /// producer.purge(PurgeScope::Buffered, Duration::from_secs(5))?;
+    /// assert!(matches!(stale.wait(), Err(Error::Purged { in_flight: false, .. })));
+    /// producer.produce("orders", "k", "current")?; // still usable
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn purge(&self, scope: PurgeScope, timeout: Duration) -> Result<(), Error> {
+        if self.threads.lock().is_empty() || self.shared.closing.load(SeqCst) {
+            return Err(Error::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        let n = self
+            .shared
+            .purges
+            .request(scope == PurgeScope::BufferedAndInFlight);
+        self.shared.wake_all();
+        if self.shared.purges.wait(n, deadline) {
+            Ok(())
+        } else {
+            Err(Error::Timeout {
+                deadline: Deadline::Purge,
                 after: timeout,
                 at: Location::default(),
             })

@@ -1,6 +1,6 @@
 //! Every completion fires exactly once — on success, failure, timeout, flush, close and drop —
-//! over random interleavings of `send`, `send_with`, `produce_async`, `flush`, injected faults,
-//! and an ending by `close` (with a random timeout) or by drop. Runs against kprod's own mock
+//! over random interleavings of `send`, `send_with`, `produce_async`, `flush`, `purge` (both
+//! scopes), injected faults, and an ending by `close` (with a random timeout) or by drop. Runs against kprod's own mock
 //! cluster (in-process), so faults can be armed between any two calls.
 //!
 //! Checked for every case:
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use kprod::mock::MockCluster;
 use kprod::protocol::{ApiKey, ErrorCode};
-use kprod::{DeliveryHandle, Error, Producer, ProducerRecord};
+use kprod::{DeliveryHandle, Error, Producer, ProducerRecord, PurgeScope};
 use proptest::prelude::*;
 use support::threads::threads_reach;
 
@@ -58,6 +58,10 @@ enum Op {
         long: bool,
     },
     Fault(Fault),
+    /// Purge what is buffered, or that and what is in flight.
+    Purge {
+        in_flight: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::WaitOne),
         2 => any::<bool>().prop_map(|long| Op::Flush { long }),
         2 => fault().prop_map(Op::Fault),
+        1 => any::<bool>().prop_map(|in_flight| Op::Purge { in_flight }),
     ]
 }
 
@@ -195,6 +200,22 @@ fn run_case(ops: &[Op], end: End) -> Result<(), TestCaseError> {
                     }
                     prop_assert_eq!(producer.metrics().in_flight, 0);
                 }
+            }
+            Op::Purge { in_flight } => {
+                let scope = if *in_flight {
+                    PurgeScope::BufferedAndInFlight
+                } else {
+                    PurgeScope::Buffered
+                };
+                let r = producer.purge(scope, Duration::from_secs(5));
+                prop_assert!(r.is_ok(), "purge: {:?}", r);
+                if !*in_flight {
+                    continue;
+                }
+                // Nothing sent before it is outstanding: every record has completed (its
+                // callback may still be running).
+                let m = producer.metrics();
+                prop_assert_eq!(m.in_flight, 0, "after purging everything: {:?}", m);
             }
             Op::Fault(f) => match f {
                 Fault::Retriable(n) => cluster.fail_requests(

@@ -154,6 +154,16 @@ impl Completions {
         Completions { records, waiting }
     }
 
+    /// Takes the records someone waits for (to fail them), keeping the count: the batch's
+    /// sequences still span every record.
+    pub fn take_waiting(&mut self) -> Completions {
+        let waiting = std::mem::take(&mut self.waiting);
+        Completions {
+            records: waiting.len(),
+            waiting,
+        }
+    }
+
     /// Takes them all, leaving room for as many waiting records as there were.
     fn take(&mut self) -> Completions {
         let cap = self.waiting.len();
@@ -232,6 +242,10 @@ pub(crate) struct ProducerBatch {
     /// REQUEST_TIMED_OUT, ...): the broker may have written it. Such a batch is never
     /// renumbered; only resending it under its own ids can settle what happened.
     pub maybe_written: bool,
+    /// Purged while in flight ([`crate::Producer::purge`]): its records have failed and
+    /// their room is given back; what the broker answers now only settles its sequences, and
+    /// it is never sent again.
+    pub purged: bool,
 }
 
 impl ProducerBatch {
@@ -332,6 +346,7 @@ impl ProducerBatch {
             last_error: self.last_error.clone(),
             // Never renumbered if the whole may be written (see `Action::Split`).
             maybe_written: self.maybe_written,
+            purged: false,
         };
         encoder.recycle(std::mem::replace(&mut self.bytes, b1));
         self.uncompressed = u1;
@@ -585,6 +600,7 @@ impl Accumulator {
             not_before: None,
             last_error: None,
             maybe_written: false,
+            purged: false,
         });
         Ok(())
     }
@@ -790,14 +806,20 @@ impl Accumulator {
         out
     }
 
+    /// Takes the open batch's records, unnumbered (to purge them). Returns (completions,
+    /// reserved bytes).
+    pub fn take_open(&mut self) -> (Completions, usize) {
+        let cs = std::mem::take(&mut self.completions);
+        let reserved = std::mem::take(&mut self.reserved);
+        self.open_since = None;
+        self.builder = RecordBatchBuilder::new();
+        (cs, reserved)
+    }
+
     /// Takes every record and batch here (for shutdown): the open batch's completions and the
     /// waiting batches'. Returns (completions, reserved bytes).
     pub fn drain_all(&mut self) -> (Completions, usize) {
-        let mut cs = std::mem::take(&mut self.completions);
-        let mut reserved = std::mem::take(&mut self.reserved);
-        self.open_since = None;
-        // Reset the builder by finishing into a scratch buffer without a codec.
-        self.builder = RecordBatchBuilder::new();
+        let (mut cs, mut reserved) = self.take_open();
         for b in self.ready.drain(..) {
             reserved += b.reserved;
             cs.append(b.completions);

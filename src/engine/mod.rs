@@ -252,6 +252,63 @@ pub(crate) struct TopicState {
     pub error: Mutex<Option<ErrorCode>>,
 }
 
+/// Purges callers asked for ([`crate::Producer::purge`]), carried out by every I/O thread at
+/// its next turn: each fails what is buffered (rings, metadata queues, open and waiting
+/// batches, every partition's), and what it has in flight when asked.
+pub(crate) struct Purges {
+    /// Serialises requests, so the two counters agree.
+    lock: Mutex<()>,
+    /// Bumped by each request.
+    requested: AtomicU64,
+    /// The latest request that includes records in flight.
+    in_flight: AtomicU64,
+    /// Per I/O thread: the latest request it has carried out.
+    done: Box<[AtomicU64]>,
+    signal: Signal,
+}
+
+impl Purges {
+    fn new(threads: usize) -> Purges {
+        Purges {
+            lock: Mutex::new(()),
+            requested: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            done: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            signal: Signal::default(),
+        }
+    }
+
+    /// Asks for a purge; returns its number.
+    pub fn request(&self, in_flight: bool) -> u64 {
+        let _g = self.lock.lock();
+        let n = self.requested.load(SeqCst) + 1;
+        if in_flight {
+            self.in_flight.store(n, SeqCst);
+        }
+        self.requested.store(n, SeqCst);
+        n
+    }
+
+    /// For a thread that has carried out every request up to `seen`: the latest request, if
+    /// there is a newer one, and whether one since `seen` includes records in flight.
+    pub fn due(&self, seen: u64) -> Option<(u64, bool)> {
+        let n = self.requested.load(SeqCst);
+        (n > seen).then(|| (n, self.in_flight.load(SeqCst) > seen))
+    }
+
+    /// Thread `thread` has carried out the requests up to `n`.
+    pub fn carried_out(&self, thread: usize, n: u64) {
+        self.done[thread].store(n, SeqCst);
+        self.signal.notify();
+    }
+
+    /// Waits until every thread has carried out request `n`, or `deadline`.
+    pub fn wait(&self, n: u64, deadline: Instant) -> bool {
+        let all = || self.done.iter().all(|d| d.load(SeqCst) >= n);
+        all() || self.signal.wait_until(deadline, all)
+    }
+}
+
 /// Flush waiters and space waiters park here.
 #[derive(Default)]
 struct Signal {
@@ -352,6 +409,7 @@ pub(crate) struct Shared {
     pub security_failure: Mutex<Option<Error>>,
     /// The current OAUTHBEARER token, kept fresh by the producer's refresher thread.
     pub tokens: Option<Arc<crate::sasl::tokens::TokenSource>>,
+    pub purges: Purges,
 }
 
 impl Shared {
@@ -368,6 +426,7 @@ impl Shared {
             topics_write: Mutex::new(()),
             brokers: ArcSwap::from_pointee(HashMap::new()),
             placement: Mutex::new(placement::Placement::new(io.len())),
+            purges: Purges::new(io.len()),
             metadata_version: AtomicU64::new(0),
             metadata_wanted: AtomicBool::new(false),
             io: io.into(),

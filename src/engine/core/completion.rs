@@ -8,7 +8,7 @@ use crate::delivery::{Completer, DeliveryResult};
 use crate::engine::batch::{Completions, ProducerBatch};
 use crate::engine::callbacks::Job;
 use crate::engine::PartitionState;
-use crate::error::Error;
+use crate::error::{Error, Location};
 use crate::metrics::Metrics;
 
 /// Queues `job` on the callback pool, counted before its records are released; runs it here
@@ -55,6 +55,10 @@ impl EngineCore {
         self.encoder
             .borrow_mut()
             .recycle(std::mem::take(&mut b.bytes));
+        if b.purged {
+            // Its records failed and gave their room back when it was purged.
+            return;
+        }
         // The callback records go to the pool as one job; handles complete here.
         let callbacks = b.completions.take_callbacks();
         if callbacks.waiting() > 0 {
@@ -97,6 +101,124 @@ impl EngineCore {
         self.conns.clear();
         // Every partition, not only owned ones: leadership may have moved mid-close.
         self.fail_everything(&err);
+    }
+
+    /// Carries out the purges asked for since the last turn (see [`crate::engine::Purges`]).
+    pub(super) fn purge_if_asked(&mut self) {
+        let Some((n, in_flight)) = self.shared.purges.due(self.purged) else {
+            return;
+        };
+        // Every thread clears every partition (a record may be drained into a batch by a
+        // thread that has not had its turn yet, and sent by it before that turn: it is then in
+        // that thread's flight, which its turn purges), and what it has in flight.
+        self.purge_buffered();
+        if in_flight {
+            self.purge_in_flight();
+        }
+        self.purged = n;
+        self.shared.purges.carried_out(self.index, n);
+        self.shared.wake_all();
+    }
+
+    /// Fails every record not yet sent, on every partition (their owners may be other
+    /// threads: a partition's ring is drained and its batches taken under its lock, as its
+    /// owner does): waiting for metadata, in rings, in open batches and in closed batches
+    /// waiting to go (not those a thread has taken to send: they are in its flight). A closed batch had its sequences: it is given up as a failed batch is
+    /// (its partition's later batches are renumbered, or the epoch bumped if an earlier
+    /// attempt may have been written).
+    fn purge_buffered(&self) {
+        let purged = |at: Location| Error::Purged {
+            in_flight: false,
+            at,
+        };
+        let mut n = 0;
+        for t in self.shared.topics.load().values() {
+            let pending: Vec<_> = t.pending.lock().drain(..).collect();
+            t.has_pending.store(false, SeqCst);
+            for u in pending {
+                n += 1;
+                let reserved = u.record.reserved;
+                self.shared.fail_all(
+                    Completions::one(u.record.completer),
+                    reserved,
+                    &purged(Location::topic(&t.name)),
+                    &mut self.deliver(),
+                );
+            }
+            let Some(parts) = t.partitions.load_full() else {
+                continue;
+            };
+            for p in parts.iter() {
+                let at = Location::at(&p.topic, p.partition);
+                let mut acc = p.acc.lock();
+                let mut cs = Completions::default();
+                let mut reserved = 0;
+                while let Some(r) = p.ring.pop() {
+                    reserved += r.reserved;
+                    cs.push(r.timestamp, r.completer);
+                }
+                let (open, open_reserved) = acc.take_open();
+                cs.append(open);
+                let ready: Vec<ProducerBatch> = acc.ready.drain(..).collect();
+                for b in &ready {
+                    self.given_up(&mut acc, b);
+                }
+                drop(acc);
+                n += cs.len();
+                self.shared.fail_all(
+                    cs,
+                    reserved + open_reserved,
+                    &purged(at.clone()),
+                    &mut self.deliver(),
+                );
+                for b in ready {
+                    n += b.record_count();
+                    self.complete(p, b, Err(purged(at.clone())));
+                }
+            }
+        }
+        self.shared.ring_drained();
+        if n > 0 {
+            log::info!("kprod: purged {n} buffered records");
+        }
+    }
+
+    /// Fails the records of every batch this thread has in flight. The batches stay on their
+    /// requests (marked purged): the answer settles their sequences, and none is sent again.
+    fn purge_in_flight(&mut self) {
+        let mut n = 0;
+        for i in 0..self.conns.len() {
+            let Some(c) = self.conns[i].as_mut() else {
+                continue;
+            };
+            let mut failed = Vec::new();
+            for f in c.conn.in_flight_mut() {
+                if let Ctx::Produce(batches) = &mut f.context {
+                    for (p, b) in batches.iter_mut().filter(|(_, b)| !b.purged) {
+                        b.purged = true;
+                        failed.push((
+                            Location::at(&p.topic, p.partition),
+                            b.completions.take_waiting(),
+                            b.record_count(),
+                            b.reserved,
+                        ));
+                    }
+                }
+            }
+            for (at, waiting, records, reserved) in failed {
+                n += records;
+                let e = Error::Purged {
+                    in_flight: true,
+                    at,
+                };
+                Metrics::add(&self.shared.metrics.records_failed, records as u64);
+                waiting.fail(&e, &mut self.deliver());
+                self.shared.release(records, reserved);
+            }
+        }
+        if n > 0 {
+            log::info!("kprod: purged {n} records in flight");
+        }
     }
 
     pub(super) fn fail_everything(&self, err: &Error) {

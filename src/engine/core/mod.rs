@@ -84,6 +84,8 @@ pub(crate) struct EngineCore {
     /// turns.
     wanted: Vec<(i32, usize, Arc<PartitionState>)>,
     commands: VecDeque<Command>,
+    /// The latest purge request carried out.
+    purged: u64,
 }
 
 impl EngineCore {
@@ -101,6 +103,7 @@ impl EngineCore {
             control: Control::default(),
             wanted: Vec::new(),
             commands: VecDeque::new(),
+            purged: 0,
             shared,
         }
     }
@@ -135,6 +138,7 @@ impl EngineCore {
             self.seen_version = version;
             self.refresh_owned();
         }
+        self.purge_if_asked();
         let mut deadline: Option<Instant> = None;
         merge(&mut deadline, self.lift_throttles(now));
         if self.index == 0 {
@@ -166,6 +170,7 @@ impl EngineCore {
         // A flush or close waits: records not yet in a closed batch go now.
         let urgent = self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst);
         self.shared.abort.load(SeqCst)
+            || self.shared.purges.due(self.purged).is_some()
             || (self.index == 0
                 && self.shared.metadata_wanted.load(SeqCst)
                 && self.can_ask_metadata())

@@ -448,6 +448,10 @@ impl EngineCore {
             }
             b.maybe_written |= d.maybe_written;
             let mut action = d.action;
+            if b.purged {
+                // Purged in flight: never sent again, given up as a failed batch is.
+                action = Action::Fail;
+            }
             if action == Action::Split {
                 match b.split(self.encoder.get_mut()) {
                     Some(second) => {
@@ -495,7 +499,7 @@ impl EngineCore {
     /// Idempotence bookkeeping for a batch about to fail: its sequences leave a gap. If the
     /// broker certainly does not have it, the partition's later batches are renumbered once
     /// settled; if it may have it, only a new epoch makes the partition usable again.
-    fn given_up(&self, acc: &mut Accumulator, b: &ProducerBatch) {
+    pub(super) fn given_up(&self, acc: &mut Accumulator, b: &ProducerBatch) {
         let (gap, bump) = idempotence::given_up(b.ids.idempotent(), b.maybe_written);
         acc.gap |= gap;
         if bump {
@@ -528,7 +532,7 @@ impl EngineCore {
         let cfg = &self.shared.config;
         let mut acc = p.acc.lock();
         acc.in_flight -= 1;
-        if now >= b.created + cfg.delivery_timeout || self.shared.abort.load(SeqCst) {
+        if b.purged || now >= b.created + cfg.delivery_timeout || self.shared.abort.load(SeqCst) {
             self.given_up(&mut acc, &b);
             drop(acc);
             let e = self
