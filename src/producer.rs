@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use crate::admin::NewTopic;
 use crate::config::{ProducerConfig, ProducerConfigBuilder};
 use crate::delivery::{
     delivery_channel, Completer, DeliveryHandle, DeliveryResult, RecordMetadata,
@@ -561,6 +562,125 @@ impl Producer {
                 at: Location::default(),
             })
         }
+    }
+
+    /// Creates topics (CreateTopics, on one of the producer's connections, with its TLS and
+    /// SASL), waiting up to `timeout` for the cluster's answer. Returns one result per topic,
+    /// in the order given: `Ok`, or the broker's error for it — e.g. [`Error::Kafka`] with
+    /// `TOPIC_ALREADY_EXISTS`, `INVALID_PARTITIONS`, `INVALID_REPLICATION_FACTOR`, or
+    /// `POLICY_VIOLATION`, with the broker's message. The call itself fails with
+    /// [`Error::Timeout`] (`Request`) if no answer came in time (the topics may or may not
+    /// exist then), [`Error::Io`] if the connection was lost with the request on it, or
+    /// [`Error::Closed`].
+    ///
+    /// Names are checked here first (Kafka's rules: at most 249 of `[a-zA-Z0-9._-]`, not
+    /// `.` or `..`): an invalid one is [`Error::InvalidTopic`] in its place, and is not sent.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kprod::Error> {
+    /// # let cluster = kprod::mock::MockCluster::builder().build().unwrap();
+    /// use std::time::Duration;
+    /// use kprod::admin::NewTopic;
+    /// use kprod::protocol::ErrorCode;
+    /// use kprod::Producer;
+    ///
+    /// let producer = Producer::builder()
+    ///     .bootstrap_servers(&cluster.bootstrap_servers())
+    ///     .build()?;
+    /// let results = producer.create_topics(&[NewTopic::new("orders", 6)], Duration::from_secs(10))?;
+    /// assert!(results[0].is_ok());
+    /// // Again: the topic exists.
+    /// let again = producer.create_topics(&[NewTopic::new("orders", 6)], Duration::from_secs(10))?;
+    /// assert_eq!(again[0].as_ref().unwrap_err().kafka_code(), Some(ErrorCode::TOPIC_ALREADY_EXISTS));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        timeout: Duration,
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        use crate::protocol::messages::create_topics::{
+            CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+        };
+        if self.threads.lock().is_empty() || self.shared.closing.load(SeqCst) {
+            return Err(Error::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut results: Vec<Option<Result<(), Error>>> = topics
+            .iter()
+            .map(|t| crate::error::validate_topic(&t.name).err())
+            .map(|e| e.map(Err))
+            .collect();
+        let request = CreateTopicsRequest {
+            topics: topics
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_none())
+                .map(|(t, _)| CreatableTopic {
+                    name: t.name.clone(),
+                    num_partitions: t.partitions,
+                    replication_factor: t.replication,
+                    assignments: Vec::new(),
+                    configs: t
+                        .configs
+                        .iter()
+                        .map(|(k, v)| CreatableTopicConfig {
+                            name: k.clone(),
+                            value: Some(v.clone()),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            timeout_ms: timeout.as_millis().min(i32::MAX as u128) as i32,
+            validate_only: false,
+        };
+        if !request.topics.is_empty() {
+            let (tx, rx) = crossbeam::channel::bounded(1);
+            self.shared
+                .admin
+                .lock()
+                .push_back(crate::engine::core::admin::AdminJob {
+                    request,
+                    reply: tx,
+                    deadline,
+                });
+            self.shared.admin_wanted.store(true, SeqCst);
+            self.shared.io[0].wake();
+            let timed_out = || Error::Timeout {
+                deadline: Deadline::Request,
+                after: timeout,
+                at: Location::default(),
+            };
+            let resp = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| timed_out())??;
+            for (t, r) in topics.iter().zip(results.iter_mut()) {
+                if r.is_some() {
+                    continue;
+                }
+                let answer = resp.topics.iter().find(|a| a.name == t.name);
+                *r = Some(match answer {
+                    Some(a) if a.error_code == 0 => Ok(()),
+                    Some(a) => Err(Error::Kafka {
+                        code: crate::protocol::ErrorCode(a.error_code),
+                        message: a.error_message.clone(),
+                        at: Location::topic(&t.name),
+                    }),
+                    None => Err(Error::Protocol {
+                        broker: String::new(),
+                        source: crate::protocol::DecodeError::UnexpectedNull {
+                            what: "a topic's answer in the CreateTopics response",
+                        },
+                        at: Location::topic(&t.name),
+                    }),
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every topic answered"))
+            .collect())
     }
 
     /// Flushes for up to `timeout`, then stops: records still pending fail with

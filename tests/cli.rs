@@ -428,3 +428,42 @@ fn mock_serves_tls_and_sasl_and_produce_reaches_it_with_x_properties() {
     assert!(exit_status(&mut child).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn topic_create_makes_the_topic_and_says_when_it_exists() {
+    let cluster = MockCluster::builder().brokers(3).build().unwrap();
+    let b = cluster.bootstrap_servers();
+    let mut cmd = kprod();
+    cmd.args(["topic", "create", "made", "-b", &b, "--partitions", "7"])
+        .args(["--replication", "3", "--config", "max.message.bytes=40000"]);
+    let out = run(cmd, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created topic \"made\""));
+    assert_eq!(cluster.partition_count("made"), Some(7));
+    assert_eq!(cluster.max_message_bytes("made"), Some(40_000));
+    // Again: refused, exit 1, the broker's reason; with --if-not-exists, fine.
+    let mut cmd = kprod();
+    cmd.args(["topic", "create", "made", "-b", &b, "--partitions", "7"]);
+    let out = run(cmd, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("TOPIC_ALREADY_EXISTS"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut cmd = kprod();
+    cmd.args(["topic", "create", "made", "-b", &b, "--if-not-exists"]);
+    let out = run(cmd, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("already exists"));
+    // A bad property is named, exit 2.
+    let mut cmd = kprod();
+    cmd.args(["topic", "create", "x", "-b", &b, "-X", "no.such=1"]);
+    let out = run(cmd, "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no.such"),
+        "{}",
+        text(&out.stderr)
+    );
+}

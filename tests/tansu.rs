@@ -542,3 +542,59 @@ fn producer_through_cut_connections_to_tansu() {
     assert!(cuts >= 5, "only {cuts} cuts");
     assert_eq!(r.acked, n, "every record delivered: {:?}", r.errors);
 }
+
+/// `Producer::create_topics` against tansu: the topic is made with its partition count (the
+/// producer then sends to its last partition, which exists), and a second attempt is answered
+/// TOPIC_ALREADY_EXISTS. librdkafka's consumer reads the record back from that partition.
+#[test]
+fn create_topics_against_tansu() {
+    use kprod::admin::NewTopic;
+    use kprod::{Producer, ProducerRecord};
+
+    let tansu = Tansu::start();
+    let bootstrap = format!("127.0.0.1:{}", tansu.port);
+    let p = Producer::builder()
+        .bootstrap_servers(&bootstrap)
+        .build()
+        .unwrap();
+    let made = p
+        .create_topics(
+            &[
+                NewTopic::new("made-by-kprod", 5),
+                NewTopic::new("bad/name", 1),
+            ],
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    assert!(made[0].is_ok(), "{:?}", made[0]);
+    assert!(
+        matches!(made[1], Err(kprod::Error::InvalidTopic { .. })),
+        "{:?}",
+        made[1]
+    );
+    let again = p
+        .create_topics(
+            &[NewTopic::new("made-by-kprod", 5)],
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    assert_eq!(
+        again[0].as_ref().unwrap_err().kafka_code(),
+        Some(ErrorCode::TOPIC_ALREADY_EXISTS),
+        "{again:?}"
+    );
+    let m = p
+        .produce_record(
+            ProducerRecord::new("made-by-kprod")
+                .partition(4)
+                .value("in the last partition"),
+        )
+        .unwrap();
+    assert_eq!((m.partition, m.offset), (4, 0));
+    p.close(Duration::from_secs(5)).unwrap();
+    let got =
+        support::readback::read_back(&bootstrap, "made-by-kprod", 5, 1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].partition, 4);
+    assert_eq!(got[0].value.as_deref(), Some(&b"in the last partition"[..]));
+}

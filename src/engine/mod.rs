@@ -410,6 +410,9 @@ pub(crate) struct Shared {
     /// The current OAUTHBEARER token, kept fresh by the producer's refresher thread.
     pub tokens: Option<Arc<crate::sasl::tokens::TokenSource>>,
     pub purges: Purges,
+    /// Callers' admin requests for thread 0 (see `core::admin`).
+    pub admin: Mutex<VecDeque<core::admin::AdminJob>>,
+    pub admin_wanted: AtomicBool,
 }
 
 impl Shared {
@@ -427,6 +430,8 @@ impl Shared {
             brokers: ArcSwap::from_pointee(HashMap::new()),
             placement: Mutex::new(placement::Placement::new(io.len())),
             purges: Purges::new(io.len()),
+            admin: Mutex::new(VecDeque::new()),
+            admin_wanted: AtomicBool::new(false),
             metadata_version: AtomicU64::new(0),
             metadata_wanted: AtomicBool::new(false),
             io: io.into(),

@@ -4,6 +4,8 @@
 //! kprod produce [-b BOOTSTRAP] -t TOPIC [-K DELIM] [-H key=value]... [-p PARTITION] [TUNING]
 //! kprod perf    [-b BOOTSTRAP] [-t TOPIC] --num-records N --record-size S [--throughput R]
 //!               [--mode send|produce] [TUNING]
+//! kprod topic create NAME [-b BOOTSTRAP] [--partitions N] [--replication R]
+//!               [--config name=value]... [--if-not-exists] [-X prop=value]...
 //! kprod mock    [--brokers N] [--topic NAME:PARTITIONS]...
 //!               [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 //!               [--sasl-mechanism MECH]... [--sasl-user NAME:PASSWORD]...
@@ -16,6 +18,7 @@ mod cpu;
 mod mock;
 mod perf;
 mod produce;
+mod topic;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +45,8 @@ enum Command {
     /// Measure the producer: kafka-producer-perf-test's report plus µs latency percentiles and
     /// client CPU per acknowledged record.
     Perf(perf::PerfArgs),
+    /// Topics: `kprod topic create NAME --partitions N`.
+    Topic(topic::TopicArgs),
     /// Run an in-process mock Kafka cluster in the foreground and print its bootstrap address.
     Mock(mock::MockArgs),
 }
@@ -193,6 +198,7 @@ fn main() -> ExitCode {
         Command::Produce(a) => produce::run(a),
         Command::Perf(a) => perf::run(a),
         Command::Mock(a) => mock::run(a),
+        Command::Topic(a) => topic::run(a),
     };
     match r {
         Ok(code) => code,

@@ -15,6 +15,7 @@ use crate::engine::idempotence;
 use crate::error::{Error, Location};
 use crate::metrics::Metrics;
 use crate::protocol::messages::api_versions::ApiVersionsRequest;
+use crate::protocol::messages::create_topics::CreateTopicsRequest;
 use crate::protocol::messages::init_producer_id::InitProducerIdRequest;
 use crate::protocol::messages::metadata::MetadataRequest;
 use crate::protocol::messages::produce::ProduceRequest;
@@ -48,6 +49,7 @@ pub(crate) struct Versions {
     pub init_producer_id: Option<i16>,
     pub sasl_handshake: Option<i16>,
     pub sasl_authenticate: Option<i16>,
+    pub create_topics: Option<i16>,
 }
 
 impl Versions {
@@ -70,6 +72,9 @@ impl Versions {
                     ApiKey::SASL_AUTHENTICATE,
                     SaslAuthenticateRequest::versions(),
                 )
+                .ok(),
+            create_topics: v
+                .negotiate(ApiKey::CREATE_TOPICS, CreateTopicsRequest::versions())
                 .ok(),
         })
     }
@@ -354,6 +359,10 @@ impl EngineCore {
             Ctx::InitProducerId => self
                 .on_init_producer_id(frame, version, now)
                 .map_err(Fail::Conn),
+            Ctx::CreateTopics(reply) => {
+                self.on_create_topics(frame, version, reply);
+                Ok(())
+            }
             Ctx::Produce(batches) => {
                 let broker = self.conns[i].as_ref().map_or(-1, |c| c.broker);
                 self.shared
@@ -456,6 +465,17 @@ impl EngineCore {
             }
             Ctx::Metadata => self.control.metadata_in_flight = false,
             Ctx::InitProducerId => self.control.pid_in_flight = false,
+            Ctx::CreateTopics(reply) => {
+                // The caller learns it; whether the broker created the topics is unknown.
+                let _ = reply.send(Err(Error::Io {
+                    broker: addr.to_string(),
+                    source: Arc::new(std::io::Error::new(
+                        ErrorKind::ConnectionAborted,
+                        why.to_string(),
+                    )),
+                    at: Location::default(),
+                }));
+            }
             Ctx::ApiVersions | Ctx::SaslHandshake | Ctx::SaslAuthenticate => {}
         }
     }

@@ -31,7 +31,7 @@ pub(crate) struct Control {
     /// A bump with the current id and epoch was refused: ask for a new id instead.
     bump_fresh: bool,
     /// After a control connection fails: not before this, and the next backoff.
-    retry_at: Option<Instant>,
+    pub retry_at: Option<Instant>,
     pub backoff: Duration,
 }
 
@@ -51,6 +51,12 @@ impl EngineCore {
         let want_meta = !self.control.metadata_in_flight
             && (wanted || due)
             && !self.shared.topics.load().is_empty();
+        let want_admin = self.shared.admin_wanted.load(SeqCst);
+        if want_admin {
+            if let Some(i) = self.control_conn(now) {
+                self.send_admin(i, now);
+            }
+        }
         if want_pid || want_meta {
             if let Some(i) = self.control_conn(now) {
                 let c = self.conns[i].as_mut().expect("live conn");
@@ -111,7 +117,7 @@ impl EngineCore {
             // Partitions settle on other threads: look again soon (rare, and short-lived).
             merge(&mut next, Some(now + Duration::from_millis(5)));
         }
-        if want_pid || want_meta {
+        if want_pid || want_meta || want_admin {
             merge(&mut next, self.control.retry_at);
         }
         // What is due and still not done waits on something that wakes this thread by itself:

@@ -13,6 +13,7 @@
 //! - [`security`]: TLS (rustls, sans-IO) and SASL on a connection, re-authentication.
 //! - [`control`]: the control plane on thread 0 (metadata schedule, producer id, epoch bumps,
 //!   bootstrap rotation).
+//! - [`admin`]: callers' admin requests (CreateTopics), sent on thread 0's control connection.
 //! - [`produce`]: the produce pipeline (drain rings into batches, build requests, classify
 //!   answers, retry).
 //! - [`completion`]: completing records and shutting down.
@@ -21,6 +22,7 @@
 //! [`poll_command`]: EngineCore::poll_command
 //! [`handle_timeout`]: EngineCore::handle_timeout
 
+pub(crate) mod admin;
 mod completion;
 mod connections;
 mod control;
@@ -64,6 +66,8 @@ pub(crate) enum Ctx {
     SaslAuthenticate,
     Metadata,
     InitProducerId,
+    /// A caller's CreateTopics ([`crate::Producer::create_topics`]): where its answer goes.
+    CreateTopics(admin::Reply),
     Produce(Vec<(Arc<PartitionState>, ProducerBatch)>),
 }
 
@@ -174,6 +178,7 @@ impl EngineCore {
             || (self.index == 0
                 && self.shared.metadata_wanted.load(SeqCst)
                 && self.can_ask_metadata())
+            || (self.index == 0 && self.admin_due())
             || self.owned.iter().any(|p| {
                 let n = p.ring.len();
                 n > 0

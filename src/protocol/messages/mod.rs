@@ -18,7 +18,7 @@
 //! | FindCoordinator | 10 | 0–6 | 3 | [`find_coordinator`] |
 //! | SaslHandshake | 17 | 0–1 | — | [`sasl_handshake`] |
 //! | ApiVersions | 18 | 0–3 | 3 | [`api_versions`] |
-//! | CreateTopics | 19 | 2–7 | 5 | `create_topics` (feature `mock`) |
+//! | CreateTopics | 19 | 2–7 | 5 | [`create_topics`] |
 //! | InitProducerId | 22 | 0–5 | 2 | [`init_producer_id`] |
 //! | AddPartitionsToTxn | 24 | 0–3 | 3 | [`add_partitions_to_txn`] |
 //! | AddOffsetsToTxn | 25 | 0–4 | 3 | [`add_offsets_to_txn`] |
@@ -29,7 +29,6 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
-#[cfg(any(test, feature = "mock"))]
 pub mod create_topics;
 pub mod end_txn;
 #[cfg(any(test, feature = "mock"))]
@@ -230,7 +229,6 @@ pub fn decode_any(
             one::<sasl_handshake::SaslHandshakeRequest>(version, response, body)
         }
         ApiKey::API_VERSIONS => one::<api_versions::ApiVersionsRequest>(version, response, body),
-        #[cfg(any(test, feature = "mock"))]
         ApiKey::CREATE_TOPICS => one::<create_topics::CreateTopicsRequest>(version, response, body),
         ApiKey::INIT_PRODUCER_ID => {
             one::<init_producer_id::InitProducerIdRequest>(version, response, body)
