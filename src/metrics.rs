@@ -32,6 +32,7 @@ pub(crate) struct Metrics {
     pub throttled_responses: AtomicU64,
     pub throttle_time_ms: AtomicU64,
     pub batches_split: AtomicU64,
+    pub rebootstraps: AtomicU64,
     pub epoch_bumps: AtomicU64,
     pub sequence_rewinds: AtomicU64,
     pub records_batched: AtomicU64,
@@ -109,6 +110,7 @@ impl Metrics {
             throttled_responses: g(&self.throttled_responses),
             throttle_time_ms: g(&self.throttle_time_ms),
             batches_split: g(&self.batches_split),
+            rebootstraps: g(&self.rebootstraps),
             epoch_bumps: g(&self.epoch_bumps),
             sequence_rewinds: g(&self.sequence_rewinds),
             authentications: g(&self.authentications),
@@ -183,6 +185,9 @@ pub struct MetricsSnapshot {
     /// Batches the broker refused as too large (MESSAGE_TOO_LARGE) that were split in two
     /// and sent again as halves, as the Java client does.
     pub batches_split: u64,
+    /// Times the producer started again from `bootstrap_servers` (KIP-899: no known broker
+    /// gave metadata for `metadata_rebootstrap_trigger`; KIP-1102: REBOOTSTRAP_REQUIRED).
+    pub rebootstraps: u64,
     /// Idempotence: times the producer epoch was bumped (KIP-360) so that partitions could
     /// go on after a batch with an unknown outcome was given up, or the broker lost track of
     /// the producer's sequences.

@@ -75,6 +75,12 @@ pub struct ProducerConfig {
     pub metadata_timeout: Duration,
     /// Refresh metadata at least this often.
     pub metadata_max_age: Duration,
+    /// Start again from `bootstrap_servers` when no known broker has given metadata for
+    /// [`metadata_rebootstrap_trigger`](Self::metadata_rebootstrap_trigger), or one says
+    /// REBOOTSTRAP_REQUIRED (KIP-899, KIP-1102).
+    pub metadata_rebootstrap: bool,
+    /// How long metadata may be wanted and not come before the producer re-bootstraps.
+    pub metadata_rebootstrap_trigger: Duration,
     /// How long a connection may take to be established (name resolution and TCP connect,
     /// every resolved address in turn) before the attempt fails and backs off.
     pub connection_setup_timeout: Duration,
@@ -177,6 +183,10 @@ impl ProducerConfig {
             ("retry_backoff_max", c.retry_backoff_max),
             ("metadata_timeout", c.metadata_timeout),
             ("metadata_max_age", c.metadata_max_age),
+            (
+                "metadata_rebootstrap_trigger",
+                c.metadata_rebootstrap_trigger,
+            ),
             ("connection_setup_timeout", c.connection_setup_timeout),
         ] {
             if d > MAX_DURATION {
@@ -192,6 +202,10 @@ impl ProducerConfig {
             ("retry_backoff", c.retry_backoff),
             ("retry_backoff_max", c.retry_backoff_max),
             ("metadata_max_age", c.metadata_max_age),
+            (
+                "metadata_rebootstrap_trigger",
+                c.metadata_rebootstrap_trigger,
+            ),
             ("connection_setup_timeout", c.connection_setup_timeout),
         ] {
             if d.is_zero() {
@@ -346,6 +360,8 @@ impl ProducerConfigBuilder {
                 retry_backoff_max: Duration::from_secs(1),
                 metadata_timeout: Duration::from_secs(60),
                 metadata_max_age: Duration::from_secs(300),
+                metadata_rebootstrap: true,
+                metadata_rebootstrap_trigger: Duration::from_secs(300),
                 connection_setup_timeout: Duration::from_secs(10),
                 max_request_size: 1 << 20,
                 io_threads: cores,
@@ -472,6 +488,17 @@ impl ProducerConfigBuilder {
         metadata_timeout: Duration;
         /// Refresh metadata at least this often. Default 5 min.
         metadata_max_age: Duration;
+        /// Once metadata has named the cluster's brokers, the producer asks them, not
+        /// `bootstrap_servers`. With this on (Java's and librdkafka's
+        /// `metadata.recovery.strategy=rebootstrap`), it starts again from
+        /// `bootstrap_servers` (names resolved afresh) when metadata has been wanted for
+        /// [`metadata_rebootstrap_trigger`](Self::metadata_rebootstrap_trigger) without any
+        /// known broker giving it, or when a broker answers REBOOTSTRAP_REQUIRED; off
+        /// (`none`), it keeps to the known brokers. Default on.
+        metadata_rebootstrap: bool;
+        /// See [`metadata_rebootstrap`](Self::metadata_rebootstrap)
+        /// (`metadata.recovery.rebootstrap.trigger.ms`). Default 5 min.
+        metadata_rebootstrap_trigger: Duration;
         /// How long resolving a broker's name and connecting to it (each resolved address in
         /// turn) may take before the attempt fails and backs off (Java's
         /// `socket.connection.setup.timeout.ms`). Default 10 s.
@@ -592,6 +619,14 @@ impl ProducerConfigBuilder {
                 "retry.backoff.ms" => self.retry_backoff(ms()?),
                 "retry.backoff.max.ms" => self.retry_backoff_max(ms()?),
                 "metadata.max.age.ms" => self.metadata_max_age(ms()?),
+                "metadata.recovery.strategy" => self.metadata_rebootstrap(match value {
+                    "rebootstrap" => true,
+                    "none" => false,
+                    _ => return Err(bad("expected rebootstrap or none")),
+                }),
+                "metadata.recovery.rebootstrap.trigger.ms" => {
+                    self.metadata_rebootstrap_trigger(ms()?)
+                }
                 "socket.connection.setup.timeout.ms" => self.connection_setup_timeout(ms()?),
                 "kprod.idle.spin.us" => self.idle_spin(Duration::from_micros(num()?)),
                 "partitioner.ignore.keys" => self.partitioner_ignore_keys(flag()?),

@@ -109,6 +109,7 @@ impl World {
             .retry_backoff_max(Duration::from_millis(rng.range(200, 1_000)))
             .metadata_max_age(Duration::from_secs(rng.range(1, 20)))
             .metadata_timeout(Duration::from_secs(5))
+            .metadata_rebootstrap_trigger(Duration::from_millis(rng.range(300, 10_000)))
             .connection_setup_timeout(Duration::from_secs(2))
             .queue_capacity(rng.range(4, 64) as usize)
             .build_config()

@@ -190,6 +190,16 @@ impl EngineCore {
     pub(super) fn connect(&mut self, i: usize, now: Instant) {
         let setup = self.shared.config.connection_setup_timeout;
         let c = self.conns[i].as_mut().expect("live conn");
+        if c.broker >= 0 {
+            // The address metadata gives now: a broker that moved (new host or port,
+            // learned from a re-bootstrap) is reached where it is.
+            if let Some(a) = self.shared.brokers.load().get(&c.broker) {
+                if *a != c.addr {
+                    log::info!("kprod: broker {} is now at {a} (was {})", c.broker, c.addr);
+                    c.addr = a.clone();
+                }
+            }
+        }
         c.state = State::Connecting;
         c.connect_deadline = Some(now + setup);
         c.exchange = ApiVersionsExchange::new();
@@ -441,6 +451,10 @@ impl EngineCore {
         }
         if self.control.conn == Some(i) {
             self.control_conn_failed(i, now);
+        } else if self.conns[i].as_ref().is_some_and(|c| c.broker >= 0) {
+            // A broker's connection failed: it may have moved or gone (as the Java client,
+            // ask where things are now; the answer may name a new address or leader).
+            self.shared.request_metadata();
         }
     }
 

@@ -33,12 +33,20 @@ pub(crate) struct Control {
     /// After a control connection fails: not before this, and the next backoff.
     pub retry_at: Option<Instant>,
     pub backoff: Duration,
+    /// Since when metadata has been wanted without an answer (the rebootstrap trigger).
+    metadata_wanted_since: Option<Instant>,
+    /// Asking `bootstrap_servers` again, not the known brokers, until metadata comes
+    /// (KIP-899).
+    pub rebootstrapping: bool,
+    /// The control connection a re-bootstrap left, to close.
+    abandoned: Option<usize>,
 }
 
 impl EngineCore {
     /// Thread 0: metadata, the producer id, and records waiting for metadata.
     pub(super) fn control_duties(&mut self, now: Instant) -> Option<Instant> {
         let mut next = None;
+        self.close_abandoned(now);
         let may_ask = self.shared.config.idempotence
             && !self.shared.fatal.load(SeqCst)
             && !self.control.pid_in_flight
@@ -55,6 +63,20 @@ impl EngineCore {
         if want_admin {
             if let Some(i) = self.control_conn(now) {
                 self.send_admin(i, now);
+            }
+        }
+        if want_meta {
+            // KIP-899: no known broker has given metadata for the trigger's time: start again
+            // from the bootstrap servers.
+            let since = *self.control.metadata_wanted_since.get_or_insert(now);
+            let cfg = &self.shared.config;
+            if cfg.metadata_rebootstrap && !self.control.rebootstrapping {
+                let at = since + cfg.metadata_rebootstrap_trigger;
+                if now >= at && !self.shared.brokers.load().is_empty() {
+                    self.rebootstrap("no known broker gave metadata for the trigger's time");
+                } else {
+                    merge(&mut next, Some(at));
+                }
             }
         }
         if want_pid || want_meta {
@@ -173,16 +195,17 @@ impl EngineCore {
             }
             self.control.retry_at = None;
         }
-        // Prefer a broker from metadata; else the next bootstrap address.
+        // The brokers metadata named, in turn; the bootstrap addresses (resolved afresh by
+        // the driver) before the first metadata and while re-bootstrapping.
         let brokers = self.shared.brokers.load();
-        let (id, addr) = if brokers.is_empty() || self.control.next_bootstrap % 2 == 1 {
+        let (id, addr) = if brokers.is_empty() || self.control.rebootstrapping {
             let list = &self.shared.config.bootstrap_servers;
-            let a = list[self.control.next_bootstrap / 2 % list.len()].clone();
+            let a = list[self.control.next_bootstrap % list.len()].clone();
             (-1, a)
         } else {
             let mut ids: Vec<_> = brokers.keys().copied().collect();
             ids.sort_unstable();
-            let id = ids[self.control.next_bootstrap / 2 % ids.len()];
+            let id = ids[self.control.next_bootstrap % ids.len()];
             (id, brokers[&id].clone())
         };
         drop(brokers);
@@ -199,14 +222,50 @@ impl EngineCore {
         self.control.conn = None;
         let cfg = &self.shared.config;
         let b = self.control.backoff.max(cfg.retry_backoff);
-        let n = cfg.bootstrap_servers.len() + self.shared.brokers.load().len();
+        let known = self.shared.brokers.load().len();
+        let n = if known == 0 || self.control.rebootstrapping {
+            cfg.bootstrap_servers.len()
+        } else {
+            known
+        };
         if self.control.next_bootstrap % n.max(1) == 0 {
             self.control.backoff = (b * 2).min(cfg.retry_backoff_max);
             let wait = self.jitter(b);
             self.control.retry_at = Some(now + wait);
         }
-        if self.conns[i].as_ref().is_some_and(|c| c.broker < 0) {
-            self.conns[i] = None;
+        // Not reused: the next attempt opens a new one (keeping it, each failure during an
+        // outage left a dead connection behind).
+        self.conns[i] = None;
+    }
+
+    /// Starts again from `bootstrap_servers` (KIP-899, KIP-1102): the control connection
+    /// goes to them, at once, until a Metadata answer comes; the known brokers' connections
+    /// stay, and take the addresses that answer names when they next connect.
+    fn rebootstrap(&mut self, why: &str) {
+        log::warn!("kprod: re-bootstrapping from bootstrap.servers: {why}");
+        Metrics::add(&self.shared.metrics.rebootstraps, 1);
+        self.control.rebootstrapping = true;
+        self.control.next_bootstrap = 0;
+        self.control.retry_at = None;
+        // Closed at the next turn (this may run while its answer is being read).
+        self.control.abandoned = self.control.conn.take().or(self.control.abandoned);
+    }
+
+    /// Closes the control connection a re-bootstrap left, forgetting what was on it.
+    fn close_abandoned(&mut self, now: Instant) {
+        let Some(i) = self.control.abandoned.take() else {
+            return;
+        };
+        let Some(c) = self.conns[i].as_mut() else {
+            return;
+        };
+        if c.state != State::Down {
+            self.commands.push_back(super::Command::Close { conn: i });
+        }
+        let lost = c.conn.fail_all();
+        self.conns[i] = None;
+        for f in lost {
+            self.lost(f.context, "", "re-bootstrapping", now);
         }
     }
 
@@ -223,13 +282,17 @@ impl EngineCore {
         if resp.error_code != 0 {
             // A whole-response error (v13+, KIP-1102, e.g. REBOOTSTRAP_REQUIRED): nothing in
             // it is the cluster's state; ask again after the backoff.
-            log::warn!(
-                "kprod: Metadata answered {}; asking again",
-                ErrorCode(resp.error_code)
-            );
+            let code = ErrorCode(resp.error_code);
+            log::warn!("kprod: Metadata answered {code}; asking again");
             self.control.next_metadata = Some(now + cfg.retry_backoff);
+            if code == ErrorCode::REBOOTSTRAP_REQUIRED && cfg.metadata_rebootstrap {
+                self.shared.metadata_wanted.store(true, SeqCst);
+                self.rebootstrap("a broker answered REBOOTSTRAP_REQUIRED");
+            }
             return Ok(());
         }
+        self.control.metadata_wanted_since = None;
+        self.control.rebootstrapping = false;
         let applied = self.shared.apply_metadata(&resp);
         self.control.next_metadata = Some(if applied.unresolved > 0 {
             now + cfg.retry_backoff
