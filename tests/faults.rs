@@ -306,7 +306,8 @@ fn broker_that_never_answers_ends_in_delivery_timeouts() {
 }
 
 /// A non-retriable error fails only the records of the request it answers; the partitions'
-/// later batches are renumbered past the gap and delivered.
+/// later batches are renumbered past the gap and delivered. MESSAGE_TOO_LARGE fails nothing:
+/// its batches are split and sent again.
 #[test]
 fn non_retriable_errors_fail_only_the_affected_records() {
     let rig = Rig::new(3);
@@ -317,6 +318,10 @@ fn non_retriable_errors_fail_only_the_affected_records() {
     let n = records();
     let sent = send_all(&p, TOPIC, n, FLUSH, |i| {
         if i == n / 3 {
+            rig.cluster
+                .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::INVALID_RECORD]);
+        }
+        if i == n / 2 {
             rig.cluster
                 .fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::MESSAGE_TOO_LARGE]);
         }
@@ -331,15 +336,12 @@ fn non_retriable_errors_fail_only_the_affected_records() {
     assert!(r.failed > 0, "the errors did not land");
     assert_eq!(
         r.errors.keys().collect::<std::collections::BTreeSet<_>>(),
-        [
-            "Kafka MESSAGE_TOO_LARGE",
-            "Kafka TOPIC_AUTHORIZATION_FAILED"
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .iter()
-        .collect(),
+        ["Kafka INVALID_RECORD", "Kafka TOPIC_AUTHORIZATION_FAILED"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .iter()
+            .collect(),
         "only the injected errors"
     );
     assert!(
@@ -349,6 +351,7 @@ fn non_retriable_errors_fail_only_the_affected_records() {
     );
     assert_eq!(r.failed_but_stored, 0, "a refused record is not in the log");
     assert!(m.sequence_rewinds > 0, "{m:?}");
+    assert!(m.batches_split > 0, "{m:?}");
 }
 
 /// The broker loses track of the producer (UNKNOWN_PRODUCER_ID) or of a partition's
