@@ -20,6 +20,18 @@ fn queue(shared: &crate::engine::Shared, tx: &crossbeam::channel::Sender<Job>, j
     }
 }
 
+/// Takes every record on `p`'s ring (under its accumulator's lock, as its owner drains it):
+/// their completions and reserved bytes.
+fn drain_ring(p: &PartitionState) -> (Completions, usize) {
+    let mut cs = Completions::default();
+    let mut reserved = 0;
+    while let Some(r) = p.ring.pop() {
+        reserved += r.reserved;
+        cs.push(r.timestamp, r.completer);
+    }
+    (cs, reserved)
+}
+
 impl EngineCore {
     pub(super) fn deliver(&self) -> impl FnMut(Completer, DeliveryResult) + '_ {
         let shared = &self.shared;
@@ -151,12 +163,7 @@ impl EngineCore {
             for p in parts.iter() {
                 let at = Location::at(&p.topic, p.partition);
                 let mut acc = p.acc.lock();
-                let mut cs = Completions::default();
-                let mut reserved = 0;
-                while let Some(r) = p.ring.pop() {
-                    reserved += r.reserved;
-                    cs.push(r.timestamp, r.completer);
-                }
+                let (mut cs, reserved) = drain_ring(p);
                 let (open, open_reserved) = acc.take_open();
                 cs.append(open);
                 let ready: Vec<ProducerBatch> = acc.ready.drain(..).collect();
@@ -241,12 +248,7 @@ impl EngineCore {
             };
             for p in parts.iter() {
                 let mut acc = p.acc.lock();
-                let mut cs = Completions::default();
-                let mut reserved = 0;
-                while let Some(r) = p.ring.pop() {
-                    reserved += r.reserved;
-                    cs.push(r.timestamp, r.completer);
-                }
+                let (mut cs, reserved) = drain_ring(p);
                 let (more, more_reserved) = acc.drain_all();
                 drop(acc);
                 cs.append(more);
