@@ -53,6 +53,19 @@ impl EngineCore {
         outcome: Result<(i64, Option<i64>), Error>,
     ) {
         let (n, bytes) = (b.record_count(), b.reserved);
+        let mut b = b;
+        let size = b.bytes.len() as u64;
+        // Its buffer goes to the next batch (once the write is done, the batch holds the only
+        // reference).
+        self.encoder
+            .borrow_mut()
+            .recycle(std::mem::take(&mut b.bytes));
+        if b.purged {
+            // Its records failed (and were counted) and gave their room back when it was
+            // purged. Counting them here again made acked + failed exceed sent (found by
+            // tests/completions.rs).
+            return;
+        }
         let m = &self.shared.metrics;
         let (records, sizes) = if outcome.is_ok() {
             (&m.records_acked, &m.bytes_acked)
@@ -60,17 +73,7 @@ impl EngineCore {
             (&m.records_failed, &m.bytes_failed)
         };
         Metrics::add(records, n as u64);
-        Metrics::add(sizes, b.bytes.len() as u64);
-        let mut b = b;
-        // Its buffer goes to the next batch (once the write is done, the batch holds the only
-        // reference).
-        self.encoder
-            .borrow_mut()
-            .recycle(std::mem::take(&mut b.bytes));
-        if b.purged {
-            // Its records failed and gave their room back when it was purged.
-            return;
-        }
+        Metrics::add(sizes, size);
         // The callback records go to the pool as one job; handles complete here.
         let callbacks = b.completions.take_callbacks();
         if callbacks.waiting() > 0 {
@@ -203,6 +206,7 @@ impl EngineCore {
                 if let Ctx::Produce(batches) = &mut f.context {
                     for (p, b) in batches.iter_mut().filter(|(_, b)| !b.purged) {
                         b.purged = true;
+                        Metrics::add(&self.shared.metrics.bytes_failed, b.bytes.len() as u64);
                         failed.push((
                             Location::at(&p.topic, p.partition),
                             b.completions.take_waiting(),
