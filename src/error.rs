@@ -25,6 +25,10 @@ pub enum Deadline {
     Close,
     /// The timeout given to `purge`.
     Purge,
+    /// The timeout given to a transaction call (`init_transactions`,
+    /// `send_offsets_to_transaction`, `commit_transaction`, `abort_transaction`). The call may
+    /// be repeated: it carries on where it stopped.
+    Transaction,
 }
 
 impl fmt::Display for Deadline {
@@ -37,6 +41,39 @@ impl fmt::Display for Deadline {
             Deadline::Flush => "flush timeout",
             Deadline::Close => "close timeout",
             Deadline::Purge => "purge timeout",
+            Deadline::Transaction => "transaction call timeout",
+        })
+    }
+}
+
+/// What a transactional producer's failed call or record means for the application (as the
+/// Java client's and librdkafka's transaction errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransactionError {
+    /// Another producer with the same `transactional.id` has started (PRODUCER_FENCED,
+    /// INVALID_PRODUCER_EPOCH): this one can do nothing more; close it.
+    Fenced,
+    /// The producer cannot go on (an authorization failure, a broker without transactions,
+    /// an invalid transition the coordinator refused): close it.
+    Fatal,
+    /// The current transaction cannot commit (a record failed, a group's offsets were
+    /// refused): call [`abort_transaction`](crate::Producer::abort_transaction), then start
+    /// again.
+    Abortable,
+    /// The call is not allowed in the producer's transaction state (e.g. `begin` twice,
+    /// `commit` without `begin`, a send outside a transaction): refused at the call, nothing
+    /// changed.
+    InvalidState,
+}
+
+impl fmt::Display for TransactionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransactionError::Fenced => "fenced: close the producer",
+            TransactionError::Fatal => "fatal: close the producer",
+            TransactionError::Abortable => "abortable: abort the transaction",
+            TransactionError::InvalidState => "invalid state",
         })
     }
 }
@@ -204,6 +241,18 @@ pub enum Error {
         /// Where.
         at: Location,
     },
+    /// A transactional producer's call or record failed: [`TransactionError`] says what the
+    /// application may do next. Not retriable as such (a timed-out transaction call is
+    /// [`Error::Timeout`] with [`Deadline::Transaction`], and may be repeated).
+    #[error("transaction error ({kind}){}: {message}", code.map(|c| format!(" {}", c.name())).unwrap_or_default())]
+    Transaction {
+        /// What the application may do.
+        kind: TransactionError,
+        /// The broker's code, when it gave one.
+        code: Option<ErrorCode>,
+        /// What happened.
+        message: String,
+    },
     /// A broker sent bytes that are not valid Kafka protocol.
     #[error("{at}protocol error from {broker}: {source}")]
     Protocol {
@@ -292,6 +341,7 @@ impl Error {
             | Error::Config { .. }
             | Error::Authentication { .. }
             | Error::Purged { .. }
+            | Error::Transaction { .. }
             | Error::Tls { .. } => false,
         }
     }
@@ -323,7 +373,29 @@ impl Error {
     pub fn kafka_code(&self) -> Option<ErrorCode> {
         match self {
             Error::Kafka { code, .. } => Some(*code),
+            Error::Transaction { code, .. } => *code,
             _ => None,
+        }
+    }
+
+    /// For a transactional producer's error: what the application may do
+    /// ([`TransactionError`]); `None` for other errors.
+    pub fn transaction_error(&self) -> Option<TransactionError> {
+        match self {
+            Error::Transaction { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transaction(
+        kind: TransactionError,
+        code: Option<ErrorCode>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Transaction {
+            kind,
+            code,
+            message: message.into(),
         }
     }
 }

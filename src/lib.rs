@@ -41,11 +41,12 @@ pub mod serializer;
 #[cfg(all(test, feature = "mock"))]
 mod sim;
 pub mod tls;
+pub mod transaction;
 
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use engine::resolver::{Resolve, SystemResolver};
-pub use error::{Deadline, Error};
+pub use error::{Deadline, Error, TransactionError};
 pub use metrics::MetricsSnapshot;
 pub use producer::{ProduceAllResults, Producer, PurgeScope, SendError, TypedProducer};
 pub use protocol::compression::Compression;

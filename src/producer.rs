@@ -142,8 +142,8 @@ impl ProduceAllResults {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Producer {
-    shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
     pool: Mutex<CallbackPool>,
     resolver: Arc<Resolver>,
     /// The OAUTHBEARER token refresher, if any.

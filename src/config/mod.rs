@@ -101,6 +101,12 @@ pub struct ProducerConfig {
     pub partitioner: BuiltinPartitioner,
     /// Place keyed records as keyless ones (the uniform sticky partitioner), ignoring keys.
     pub partitioner_ignore_keys: bool,
+    /// The transactional id (`transactional.id`): set, the producer is transactional
+    /// ([`Producer::init_transactions`](crate::Producer::init_transactions)) and idempotent.
+    pub transactional_id: Option<String>,
+    /// How long the coordinator lets a transaction stay open before aborting it
+    /// (`transaction.timeout.ms`).
+    pub transaction_timeout: Duration,
     /// TLS and SASL.
     pub security: SecurityConfig,
 }
@@ -188,6 +194,7 @@ impl ProducerConfig {
                 c.metadata_rebootstrap_trigger,
             ),
             ("connection_setup_timeout", c.connection_setup_timeout),
+            ("transaction_timeout", c.transaction_timeout),
         ] {
             if d > MAX_DURATION {
                 return Err(Error::config(
@@ -248,6 +255,23 @@ impl ProducerConfig {
         }
         if c.retry_backoff > c.retry_backoff_max {
             return Err(Error::config("retry_backoff", "exceeds retry_backoff_max"));
+        }
+        if let Some(id) = &c.transactional_id {
+            if id.is_empty() {
+                return Err(Error::config("transactional_id", "must not be empty"));
+            }
+            if !c.idempotence {
+                return Err(Error::config(
+                    "idempotence",
+                    "a transactional producer is idempotent (transactional_id is set)",
+                ));
+            }
+            if c.transaction_timeout < Duration::from_millis(1) {
+                return Err(Error::config(
+                    "transaction_timeout",
+                    "must be at least 1 ms",
+                ));
+            }
         }
         if c.idempotence {
             if c.acks != Acks::All {
@@ -371,6 +395,8 @@ impl ProducerConfigBuilder {
                 queue_capacity: 4096,
                 partitioner: BuiltinPartitioner::Murmur2,
                 partitioner_ignore_keys: false,
+                transactional_id: None,
+                transaction_timeout: Duration::from_secs(60),
                 security: SecurityConfig::default(),
             },
             sasl: security::SaslParts::default(),
@@ -538,6 +564,23 @@ impl ProducerConfigBuilder {
         /// Place keyed records as if they had no key (Java's `partitioner.ignore.keys`):
         /// spread evenly, with no per-key order. Default off.
         partitioner_ignore_keys: bool;
+        /// How long the transaction coordinator lets a transaction stay open before it aborts
+        /// it (`transaction.timeout.ms`; the broker caps it at its
+        /// `transaction.max.timeout.ms`, 15 min by default). Default 60 s.
+        transaction_timeout: Duration;
+    }
+
+    /// Makes the producer transactional (`transactional.id`): records go in transactions
+    /// that commit or abort atomically across partitions and topics
+    /// ([`Producer::init_transactions`](crate::Producer::init_transactions),
+    /// [`begin_transaction`](crate::Producer::begin_transaction),
+    /// [`commit_transaction`](crate::Producer::commit_transaction)). The id names the
+    /// producer across restarts: a new producer with the same id fences the old one. A
+    /// transactional producer is idempotent (an explicit `idempotence(false)` is refused).
+    /// Default: none (not transactional).
+    pub fn transactional_id(mut self, id: &str) -> Self {
+        self.c.transactional_id = Some(id.to_string());
+        self
     }
 
     /// Applies librdkafka / Java property names, e.g. `("linger.ms", "5")`. An unknown key or a
@@ -589,6 +632,8 @@ impl ProducerConfigBuilder {
                     _ => return Err(bad("expected 0, 1, all or -1")),
                 }),
                 "enable.idempotence" => self.idempotence(flag()?),
+                "transactional.id" => self.transactional_id(value),
+                "transaction.timeout.ms" => self.transaction_timeout(ms()?),
                 "linger.ms" | "queue.buffering.max.ms" => self.linger(ms()?),
                 "batch.size" => self.batch_size(num()? as usize),
                 "compression.type" | "compression.codec" => self.compression(
@@ -683,7 +728,8 @@ impl ProducerConfigBuilder {
         // (`validate` refuses an explicit `true` that acks or max_in_flight contradict.)
         c.idempotence = match self.idempotence {
             Some(on) => on,
-            None => c.acks == Acks::All && c.max_in_flight <= 5,
+            // A transactional producer is idempotent (its explicit `false` is refused).
+            None => c.transactional_id.is_some() || (c.acks == Acks::All && c.max_in_flight <= 5),
         };
         c.security.sasl = self.sasl.build()?;
         c.validate()?;

@@ -318,6 +318,7 @@ impl ProducerBatch {
                 producer_id: self.ids.producer_id,
                 producer_epoch: self.ids.epoch,
                 base_sequence,
+                transactional: encoder.transactional,
                 ..BatchHeader::default()
             };
             let uncompressed = builder.size_uncompressed();
@@ -364,6 +365,8 @@ impl ProducerBatch {
 #[derive(Debug)]
 pub(crate) struct Encoder {
     pub compressor: Compressor,
+    /// Batches are marked transactional (a transactional producer's).
+    pub transactional: bool,
     spare: Vec<Vec<u8>>,
     /// Their capacity in all.
     spare_bytes: usize,
@@ -377,6 +380,7 @@ impl Encoder {
     pub fn new(compressor: Compressor) -> Self {
         Encoder {
             compressor,
+            transactional: false,
             spare: Vec::new(),
             spare_bytes: 0,
         }
@@ -564,6 +568,7 @@ impl Accumulator {
             producer_id: ids.producer_id,
             producer_epoch: ids.epoch,
             base_sequence,
+            transactional: encoder.transactional,
             ..BatchHeader::default()
         };
         let uncompressed = self.builder.size_uncompressed();

@@ -172,6 +172,8 @@ impl Shared {
             lingering: AtomicBool::new(false),
             urgent: AtomicBool::new(false),
             io: self.io.clone(),
+            txn_added: AtomicU64::new(u64::MAX),
+            txn_queued: AtomicU64::new(u64::MAX),
             waited: AtomicBool::new(false),
             waited_since: Mutex::new(None),
         })

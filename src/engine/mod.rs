@@ -21,6 +21,7 @@
 //! - [`producer_id`]: what an InitProducerId answer means.
 //! - [`idempotence`]: what each Produce answer means for a batch and the epoch, and the
 //!   producer id state every thread reads.
+//! - [`transaction`]: the transaction state machine and what coordinator answers mean.
 //! - [`callbacks`]: the callback pool.
 
 pub(crate) mod batch;
@@ -33,6 +34,7 @@ pub(crate) mod placement;
 pub(crate) mod producer_id;
 pub(crate) mod resolver;
 pub(crate) mod send;
+pub(crate) mod transaction;
 pub(crate) mod wake;
 
 use std::collections::{HashMap, VecDeque};
@@ -149,6 +151,10 @@ pub(crate) struct PartitionState {
     pub urgent: AtomicBool,
     /// Every I/O thread's wake-up, to reach the owner from a waiting caller.
     io: Arc<[wake::ThreadWake]>,
+    /// A transactional producer: the transaction the coordinator has this partition in, and
+    /// the one it was queued to join (`u64::MAX`: none).
+    pub txn_added: AtomicU64,
+    pub txn_queued: AtomicU64,
     /// The earliest send time of records that waited for metadata and were then pushed on the
     /// ring (rare): the owner backdates the batch they join to it. `waited` says it is set.
     waited: AtomicBool,
@@ -413,6 +419,8 @@ pub(crate) struct Shared {
     /// Callers' admin requests for thread 0 (see `core::admin`).
     pub admin: Mutex<VecDeque<core::admin::AdminJob>>,
     pub admin_wanted: AtomicBool,
+    /// A transactional producer's state (`None`: not transactional).
+    pub txn: Option<transaction::Transactions>,
 }
 
 impl Shared {
@@ -422,6 +430,10 @@ impl Shared {
         io: Vec<wake::ThreadWake>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let txn = config
+            .transactional_id
+            .clone()
+            .map(|id| transaction::Transactions::new(id, config.transaction_timeout));
         Shared {
             config,
             partitioner,
@@ -432,6 +444,7 @@ impl Shared {
             purges: Purges::new(io.len()),
             admin: Mutex::new(VecDeque::new()),
             admin_wanted: AtomicBool::new(false),
+            txn,
             metadata_version: AtomicU64::new(0),
             metadata_wanted: AtomicBool::new(false),
             io: io.into(),
@@ -608,6 +621,8 @@ mod tests {
                     lingering: AtomicBool::new(false),
                     urgent: AtomicBool::new(false),
                     io: io.clone(),
+                    txn_added: AtomicU64::new(u64::MAX),
+                    txn_queued: AtomicU64::new(u64::MAX),
                     waited: AtomicBool::new(false),
                     waited_since: Mutex::new(None),
                 })

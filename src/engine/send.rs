@@ -171,6 +171,12 @@ impl Shared {
         if self.fatal.load(Relaxed) {
             return Err((self.fatal_error(), record));
         }
+        if let Some(t) = &self.txn {
+            // A transactional producer sends inside a transaction only.
+            if !t.accepting.load(Relaxed) {
+                return Err((t.refusal(), record));
+            }
+        }
         let limit = self.config.max_request_size;
         if record.reserved + batch::BATCH_OVERHEAD > limit {
             let size = record.reserved;

@@ -7,8 +7,9 @@ use super::{Command, Ctx, EngineCore};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::engine::batch::{Completions, ProducerBatch};
 use crate::engine::callbacks::Job;
+use crate::engine::transaction;
 use crate::engine::PartitionState;
-use crate::error::{Error, Location};
+use crate::error::{Error, Location, TransactionError};
 use crate::metrics::Metrics;
 
 /// Queues `job` on the callback pool, counted before its records are released; runs it here
@@ -65,6 +66,16 @@ impl EngineCore {
             // purged. Counting them here again made acked + failed exceed sent (found by
             // tests/completions.rs).
             return;
+        }
+        if let (Some(t), Err(e)) = (&self.shared.txn, &outcome) {
+            // A transaction cannot commit without its records: it must abort (or, fenced,
+            // the producer is done).
+            let te = transaction::record_failure(e);
+            let fatal = te.transaction_error() != Some(TransactionError::Abortable);
+            t.fail(te.clone());
+            if fatal {
+                self.shared.set_fatal(te);
+            }
         }
         let m = &self.shared.metrics;
         let (records, sizes) = if outcome.is_ok() {
@@ -142,9 +153,28 @@ impl EngineCore {
     /// (its partition's later batches are renumbered, or the epoch bumped if an earlier
     /// attempt may have been written).
     fn purge_buffered(&self) {
-        let purged = |at: Location| Error::Purged {
-            in_flight: false,
-            at,
+        // An abort fails what was not sent with the transaction's own reason.
+        let aborting = self
+            .shared
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.machine.lock().state == transaction::State::Aborting);
+        let purged = |at: Location| {
+            if aborting {
+                Error::transaction(
+                    TransactionError::Abortable,
+                    None,
+                    format!(
+                        "{at}the transaction was aborted before this record was sent; it \
+                         was not written"
+                    ),
+                )
+            } else {
+                Error::Purged {
+                    in_flight: false,
+                    at,
+                }
+            }
         };
         let mut n = 0;
         for t in self.shared.topics.load().values() {

@@ -14,13 +14,18 @@ use crate::connection::{Connection, InFlight};
 use crate::engine::idempotence;
 use crate::error::{Error, Location};
 use crate::metrics::Metrics;
+use crate::protocol::messages::add_offsets_to_txn::AddOffsetsToTxnRequest;
+use crate::protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
 use crate::protocol::messages::api_versions::ApiVersionsRequest;
 use crate::protocol::messages::create_topics::CreateTopicsRequest;
+use crate::protocol::messages::end_txn::EndTxnRequest;
+use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
 use crate::protocol::messages::init_producer_id::InitProducerIdRequest;
 use crate::protocol::messages::metadata::MetadataRequest;
 use crate::protocol::messages::produce::ProduceRequest;
 use crate::protocol::messages::sasl_authenticate::SaslAuthenticateRequest;
 use crate::protocol::messages::sasl_handshake::SaslHandshakeRequest;
+use crate::protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 use crate::protocol::messages::Request;
 use crate::protocol::negotiation::{ApiVersionsExchange, Step};
 use crate::protocol::{ApiKey, BrokerVersions};
@@ -50,6 +55,18 @@ pub(crate) struct Versions {
     pub sasl_handshake: Option<i16>,
     pub sasl_authenticate: Option<i16>,
     pub create_topics: Option<i16>,
+    /// The transaction APIs (`None`: the broker has no transactions).
+    pub txn: Option<TxnVersions>,
+}
+
+/// The versions of the transaction APIs a broker and kprod share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TxnVersions {
+    pub find_coordinator: i16,
+    pub add_partitions: i16,
+    pub add_offsets: i16,
+    pub txn_offset_commit: i16,
+    pub end_txn: i16,
 }
 
 impl Versions {
@@ -76,6 +93,34 @@ impl Versions {
             create_topics: v
                 .negotiate(ApiKey::CREATE_TOPICS, CreateTopicsRequest::versions())
                 .ok(),
+            txn: (|| {
+                Some(TxnVersions {
+                    find_coordinator: v
+                        .negotiate(ApiKey::FIND_COORDINATOR, FindCoordinatorRequest::versions())
+                        .ok()?,
+                    add_partitions: v
+                        .negotiate(
+                            ApiKey::ADD_PARTITIONS_TO_TXN,
+                            AddPartitionsToTxnRequest::versions(),
+                        )
+                        .ok()?,
+                    add_offsets: v
+                        .negotiate(
+                            ApiKey::ADD_OFFSETS_TO_TXN,
+                            AddOffsetsToTxnRequest::versions(),
+                        )
+                        .ok()?,
+                    txn_offset_commit: v
+                        .negotiate(
+                            ApiKey::TXN_OFFSET_COMMIT,
+                            TxnOffsetCommitRequest::versions(),
+                        )
+                        .ok()?,
+                    end_txn: v
+                        .negotiate(ApiKey::END_TXN, EndTxnRequest::versions())
+                        .ok()?,
+                })
+            })(),
         })
     }
 }
@@ -373,6 +418,7 @@ impl EngineCore {
                 self.on_create_topics(frame, version, reply);
                 Ok(())
             }
+            Ctx::Txn(step) => self.on_txn(step, frame, version, now).map_err(Fail::Conn),
             Ctx::Produce(batches) => {
                 let broker = self.conns[i].as_ref().map_or(-1, |c| c.broker);
                 self.shared
@@ -490,6 +536,7 @@ impl EngineCore {
                     at: Location::default(),
                 }));
             }
+            Ctx::Txn(step) => self.txn_lost(step, now),
             Ctx::ApiVersions | Ctx::SaslHandshake | Ctx::SaslAuthenticate => {}
         }
     }

@@ -47,7 +47,9 @@ impl EngineCore {
     pub(super) fn control_duties(&mut self, now: Instant) -> Option<Instant> {
         let mut next = None;
         self.close_abandoned(now);
+        // A transactional producer's InitProducerId goes to its coordinator (`super::txn`).
         let may_ask = self.shared.config.idempotence
+            && self.shared.txn.is_none()
             && !self.shared.fatal.load(SeqCst)
             && !self.control.pid_in_flight
             && self.control.pid_retry_at.is_none_or(|t| now >= t);
@@ -56,9 +58,11 @@ impl EngineCore {
         let want_pid = may_ask && (!st.ready || bump);
         let wanted = self.shared.metadata_wanted.load(SeqCst);
         let due = self.control.next_metadata.is_none_or(|t| now >= t);
+        // A transactional producer may need the brokers before it has topics (to reach its
+        // coordinator): then a refresh asked for goes with no topics.
         let want_meta = !self.control.metadata_in_flight
             && (wanted || due)
-            && !self.shared.topics.load().is_empty();
+            && (!self.shared.topics.load().is_empty() || (wanted && self.shared.txn.is_some()));
         let want_admin = self.shared.admin_wanted.load(SeqCst);
         if want_admin {
             if let Some(i) = self.control_conn(now) {
@@ -178,7 +182,7 @@ impl EngineCore {
     }
 
     /// The control connection, connecting to a known broker or a bootstrap address.
-    fn control_conn(&mut self, now: Instant) -> Option<usize> {
+    pub(super) fn control_conn(&mut self, now: Instant) -> Option<usize> {
         if let Some(i) = self.control.conn {
             let c = self.conns[i].as_ref().expect("live conn");
             if c.state != State::Down {

@@ -14,6 +14,7 @@
 //! - [`control`]: the control plane on thread 0 (metadata schedule, producer id, epoch bumps,
 //!   bootstrap rotation).
 //! - [`admin`]: callers' admin requests (CreateTopics), sent on thread 0's control connection.
+//! - [`txn`]: a transactional producer's coordinator requests, on thread 0.
 //! - [`produce`]: the produce pipeline (drain rings into batches, build requests, classify
 //!   answers, retry).
 //! - [`completion`]: completing records and shutting down.
@@ -28,6 +29,7 @@ mod connections;
 mod control;
 mod produce;
 mod security;
+mod txn;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -69,6 +71,8 @@ pub(crate) enum Ctx {
     /// A caller's CreateTopics ([`crate::Producer::create_topics`]): where its answer goes.
     CreateTopics(admin::Reply),
     Produce(Vec<(Arc<PartitionState>, ProducerBatch)>),
+    /// A transaction step (see [`txn`]).
+    Txn(super::transaction::Step),
 }
 
 /// One I/O thread's decisions.
@@ -90,11 +94,15 @@ pub(crate) struct EngineCore {
     commands: VecDeque<Command>,
     /// The latest purge request carried out.
     purged: u64,
+    /// Thread 0: a transactional producer's coordinator requests.
+    txn: txn::TxnClient,
 }
 
 impl EngineCore {
     pub fn new(index: usize, shared: Arc<Shared>, callbacks: Sender<Job>) -> Self {
-        let encoder = RefCell::new(Encoder::new(Compressor::new(shared.config.compression)));
+        let mut encoder = Encoder::new(Compressor::new(shared.config.compression));
+        encoder.transactional = shared.txn.is_some();
+        let encoder = RefCell::new(encoder);
         EngineCore {
             index,
             conns: Vec::new(),
@@ -108,6 +116,7 @@ impl EngineCore {
             wanted: Vec::new(),
             commands: VecDeque::new(),
             purged: 0,
+            txn: txn::TxnClient::default(),
             shared,
         }
     }
@@ -147,6 +156,10 @@ impl EngineCore {
         merge(&mut deadline, self.lift_throttles(now));
         if self.index == 0 {
             merge(&mut deadline, self.control_duties(now));
+            if self.shared.txn.is_some() {
+                merge(&mut deadline, self.txn_duties(now));
+                self.txn_deadline(&mut deadline);
+            }
         }
         merge(&mut deadline, self.accumulate(now));
         self.send_produce(now, &mut deadline);
@@ -179,6 +192,7 @@ impl EngineCore {
                 && self.shared.metadata_wanted.load(SeqCst)
                 && self.can_ask_metadata())
             || (self.index == 0 && self.admin_due())
+            || (self.index == 0 && self.txn_due())
             || self.owned.iter().any(|p| {
                 let n = p.ring.len();
                 n > 0

@@ -94,6 +94,7 @@ impl EngineCore {
             }
             if drained > 0 {
                 self.shared.ring_drained();
+                self.join_transaction(&p);
             }
             // A caller waits for a record here: its batch goes now rather than after the
             // linger, once it can go at once (the connection takes another request, nothing
@@ -199,6 +200,10 @@ impl EngineCore {
                 // sends for it once it has taken it (one sender per partition keeps order).
                 continue;
             }
+            if !self.in_transaction(p) {
+                // Not in the coordinator's transaction yet: thread 0 adds it, then wakes us.
+                continue;
+            }
             let acc = p.acc.lock();
             if acc.in_flight > 0 && acc.in_flight_to != leader {
                 // The leader changed: let the old leader answer first (order).
@@ -294,7 +299,7 @@ impl EngineCore {
             }
             let acks = self.shared.config.acks.wire();
             let req = ProduceRequest {
-                transactional_id: None,
+                transactional_id: self.shared.txn.as_ref().map(|t| t.id.clone()),
                 acks,
                 timeout_ms: self
                     .shared
@@ -404,7 +409,22 @@ impl EngineCore {
                 let acc = p.acc.lock();
                 self.shared.producer.get().bump_wanted || acc.gap || !acc.is_next(&b)
             };
-            let d = idempotence::on_answer(code, b.ids.idempotent(), b.maybe_written, explained);
+            let mut d =
+                idempotence::on_answer(code, b.ids.idempotent(), b.maybe_written, explained);
+            if self.shared.txn.is_some()
+                && matches!(
+                    code,
+                    ErrorCode::PRODUCER_FENCED
+                        | ErrorCode::INVALID_PRODUCER_EPOCH
+                        | ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                )
+            {
+                // A transactional producer is fenced (another with its id started), or not
+                // allowed: no new epoch helps; the batch fails, and the producer with it
+                // (`complete` makes that fatal).
+                d.action = Action::Fail;
+                d.bump = false;
+            }
             if let Action::Ack { duplicate } = d.action {
                 {
                     let mut acc = p.acc.lock();
