@@ -467,3 +467,62 @@ fn topic_create_makes_the_topic_and_says_when_it_exists() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn produce_in_transactions_commits_every_n_records_and_fails_if_one_does_not_commit() {
+    let cluster = MockCluster::builder()
+        .topic("txn-lines", 2)
+        .accept_transactions(true)
+        .build()
+        .unwrap();
+    let input: String = (1..=25).map(|i| format!("line {i}\n")).collect();
+    let mut cmd = kprod();
+    cmd.args([
+        "produce",
+        "-b",
+        &cluster.bootstrap_servers(),
+        "-t",
+        "txn-lines",
+    ])
+    .args([
+        "--transactional-id",
+        "cli-txn",
+        "--transaction-records",
+        "10",
+    ]);
+    let out = run(cmd, &input);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("3 transactions committed (25 records), 0 aborted"),
+        "{err}"
+    );
+    // Three EndTxn requests, every batch transactional.
+    assert_eq!(cluster.request_count(kprod::protocol::ApiKey::END_TXN.0), 3);
+    let batches: Vec<_> = (0..2)
+        .flat_map(|p| cluster.batches("txn-lines", p))
+        .collect();
+    assert!(!batches.is_empty() && batches.iter().all(|b| b.transactional));
+
+    // The coordinator refuses a commit: that transaction aborts, and the exit code says so.
+    cluster.fail_requests(
+        kprod::protocol::ApiKey::END_TXN.0,
+        &[kprod::protocol::ErrorCode::TRANSACTION_ABORTABLE],
+    );
+    let mut cmd = kprod();
+    cmd.args([
+        "produce",
+        "-b",
+        &cluster.bootstrap_servers(),
+        "-t",
+        "txn-lines",
+    ])
+    .args(["--transactional-id", "cli-txn"]);
+    let out = run(cmd, "a\nb\n");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("0 transactions committed (0 records), 1 aborted"),
+        "{err}"
+    );
+}

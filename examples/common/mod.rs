@@ -8,7 +8,8 @@ pub fn bootstrap(topics: &[(&str, i32)]) -> std::io::Result<(String, Option<Mock
     if let Some(b) = std::env::args().nth(1) {
         return Ok((b, None));
     }
-    let mut builder = MockCluster::builder();
+    // Transactions too (examples/transactions.rs).
+    let mut builder = MockCluster::builder().accept_transactions(true);
     for (name, partitions) in topics {
         builder = builder.topic(name, *partitions);
     }

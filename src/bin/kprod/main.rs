@@ -174,6 +174,7 @@ impl Target {
                 let cluster = kprod::mock::MockCluster::builder()
                     .topic(topic, partitions)
                     .sink(sink)
+                    .accept_transactions(true)
                     .build()
                     .map_err(|e| format!("starting the embedded mock cluster: {e}"))?;
                 let bootstrap = cluster.bootstrap_servers();

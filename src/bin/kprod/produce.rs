@@ -28,6 +28,14 @@ pub struct ProduceArgs {
     /// Partition for every record (default: the partitioner's choice).
     #[arg(short = 'p', long)]
     partition: Option<i32>,
+    /// Write the records in transactions under this transactional.id (a read_committed
+    /// consumer sees only committed ones). Exits 0 only if every transaction committed.
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// With --transactional-id: commit every N records read (default: one transaction for
+    /// the whole input).
+    #[arg(long, value_name = "N", requires = "transactional_id", value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_records: Option<u64>,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -40,8 +48,20 @@ pub fn run(a: ProduceArgs) -> Result<ExitCode, String> {
     let producer = a
         .tuning
         .builder(&target.bootstrap)
+        .map(|b| match &a.transactional_id {
+            Some(id) => b.transactional_id(id),
+            None => b,
+        })
         .and_then(|b| b.build())
         .map_err(|e| e.to_string())?;
+    let wait = producer.config().delivery_timeout + producer.config().request_timeout;
+    let mut txn = a.transactional_id.as_ref().map(|_| Txns::default());
+    if txn.is_some() {
+        producer
+            .init_transactions(wait)
+            .and_then(|()| producer.begin_transaction())
+            .map_err(|e| format!("init_transactions: {e}"))?;
+    }
     let topic: std::borrow::Cow<'static, str> = a.topic.clone().into();
     let headers: Vec<(String, Bytes)> = a
         .headers
@@ -90,8 +110,23 @@ pub fn run(a: ProduceArgs) -> Result<ExitCode, String> {
             failed.fetch_add(1, Ordering::Relaxed);
             eprintln!("kprod: line {line_no}: not sent: {}", e.error);
         }
+        if let Some(t) = &mut txn {
+            t.open += 1;
+            if a.transaction_records.is_some_and(|n| t.open >= n) {
+                t.end(&producer, wait, true)?;
+            }
+        }
     }
-    let close = producer.config().delivery_timeout + producer.config().request_timeout;
+    if let Some(t) = &mut txn {
+        if t.open > 0 {
+            t.end(&producer, wait, false)?;
+        }
+        eprintln!(
+            "kprod: {} transactions committed ({} records), {} aborted",
+            t.committed, t.committed_records, t.aborted
+        );
+    }
+    let close = wait;
     if let Err(e) = producer.close(close) {
         eprintln!("kprod: close: {e}");
     }
@@ -101,11 +136,56 @@ pub fn run(a: ProduceArgs) -> Result<ExitCode, String> {
     );
     eprintln!("kprod: {sent} records read, {acked} acknowledged, {failed} failed");
     drop(target);
-    Ok(if acked == sent && failed == 0 {
+    let all_committed = txn.is_none_or(|t| t.aborted == 0 && t.committed_records == sent);
+    Ok(if acked == sent && failed == 0 && all_committed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The transactions of a transactional run.
+#[derive(Default)]
+struct Txns {
+    /// Records read into the open transaction.
+    open: u64,
+    committed: u64,
+    committed_records: u64,
+    aborted: u64,
+}
+
+impl Txns {
+    /// Commits the open transaction (aborting it if it cannot commit); `next`: begins the
+    /// next one.
+    fn end(
+        &mut self,
+        p: &kprod::Producer,
+        wait: std::time::Duration,
+        next: bool,
+    ) -> Result<(), String> {
+        match p.commit_transaction(wait) {
+            Ok(()) => {
+                self.committed += 1;
+                self.committed_records += self.open;
+            }
+            Err(e) => {
+                eprintln!("kprod: commit failed: {e}; aborting the transaction");
+                self.aborted += 1;
+                if e.transaction_error() == Some(kprod::TransactionError::Abortable) {
+                    p.abort_transaction(wait)
+                        .map_err(|e| format!("abort_transaction: {e}"))?;
+                } else {
+                    return Err(format!("commit_transaction: {e}"));
+                }
+            }
+        }
+        self.open = 0;
+        if next {
+            p.begin_transaction()
+                .map_err(|e| format!("begin_transaction: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
