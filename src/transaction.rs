@@ -269,7 +269,9 @@ impl Producer {
             // Every record of the transaction acknowledged first.
             self.shared.flushing.fetch_add(1, SeqCst);
             self.shared.wake_all();
-            let done = self.shared.wait_idle(deadline);
+            let done = self
+                .shared
+                .wait_idle_unless(deadline, || t.machine.lock().state != State::Committing);
             self.shared.flushing.fetch_sub(1, SeqCst);
             if !done {
                 return Err(timed_out(timeout));

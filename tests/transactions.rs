@@ -35,6 +35,8 @@ fn producer(c: &Cluster, id: &str) -> Producer {
         .bootstrap_servers(&c.bootstrap_servers())
         .transactional_id(id)
         .linger(Duration::from_millis(2))
+        .request_timeout(Duration::from_secs(10))
+        .delivery_timeout(Duration::from_secs(20))
         .retry_backoff(Duration::from_millis(20))
         .retry_backoff_max(Duration::from_millis(200))
         .build()
@@ -139,4 +141,104 @@ fn calls_in_the_wrong_state_are_refused_at_the_call() {
         .build()
         .unwrap();
     assert_eq!(kind(plain.begin_transaction()), invalid);
+}
+
+#[test]
+fn coordinator_errors_are_retried_and_a_failed_record_makes_the_transaction_abortable() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
+    let c = cluster();
+    c.request_errors(
+        RDKafkaApiKey::FindCoordinator,
+        &[RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE],
+    );
+    c.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[
+            RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+            RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        ],
+    );
+    let p = producer(&c, "kprod-txn-errors");
+    p.init_transactions(T).unwrap();
+    // Retriable answers to every step: the calls still succeed.
+    c.request_errors(
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[
+            RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        ],
+    );
+    c.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[
+            RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+        ],
+    );
+    p.begin_transaction().unwrap();
+    p.produce("txn-a", "k", "retried").unwrap();
+    p.commit_transaction(T).unwrap();
+
+    // A record refused for good: the commit is refused as abortable, nothing is committed.
+    p.begin_transaction().unwrap();
+    c.request_errors(RDKafkaApiKey::Produce, &[RD_KAFKA_RESP_ERR_INVALID_RECORD]);
+    let failed = p.produce("txn-a", "k", "refused").unwrap_err();
+    assert_eq!(
+        failed.kafka_code(),
+        Some(kprod::protocol::ErrorCode::INVALID_RECORD)
+    );
+    let e = p.commit_transaction(T).unwrap_err();
+    assert_eq!(
+        e.transaction_error(),
+        Some(TransactionError::Abortable),
+        "{e}"
+    );
+    // Only abort is allowed now; then the producer goes on.
+    let e = p.send("txn-a", "k", "v").unwrap_err();
+    assert_eq!(
+        e.error.transaction_error(),
+        Some(TransactionError::Abortable)
+    );
+    assert_eq!(
+        kind(p.begin_transaction()),
+        Some(TransactionError::Abortable)
+    );
+    p.abort_transaction(T).unwrap();
+    p.begin_transaction().unwrap();
+    p.produce("txn-b", "k", "after").unwrap();
+    p.commit_transaction(T).unwrap();
+}
+
+#[test]
+fn abort_fails_unsent_records_with_the_reason() {
+    let c = cluster();
+    let p = Producer::builder()
+        .bootstrap_servers(&c.bootstrap_servers())
+        .transactional_id("kprod-txn-abort")
+        .linger(Duration::from_secs(30)) // held in the open batch until the abort
+        .build()
+        .unwrap();
+    p.init_transactions(T).unwrap();
+    p.begin_transaction().unwrap();
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            p.produce_async(kprod::ProducerRecord::new("txn-a").value(format!("{i}").into_bytes()))
+                .unwrap()
+        })
+        .collect();
+    p.abort_transaction(T).unwrap();
+    for h in handles {
+        let e = h.wait().unwrap_err();
+        assert_eq!(
+            e.transaction_error(),
+            Some(TransactionError::Abortable),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("aborted before this record was sent"),
+            "{e}"
+        );
+    }
+    assert_eq!(p.metrics().records_acked, 0);
 }

@@ -523,6 +523,19 @@ impl Shared {
         self.idle() || self.done.wait_until(deadline, || self.idle())
     }
 
+    /// [`wait_idle`](Self::wait_idle), also returning (true) as soon as `stop()` holds: a
+    /// commit stops waiting for its records once the transaction cannot commit anyway.
+    /// Whoever makes `stop` hold calls [`notify_done`](Self::notify_done).
+    pub fn wait_idle_unless(&self, deadline: Instant, stop: impl Fn() -> bool) -> bool {
+        let ready = || self.idle() || stop();
+        ready() || self.done.wait_until(deadline, ready)
+    }
+
+    /// Wakes the callers waiting in [`wait_idle_unless`](Self::wait_idle_unless).
+    pub fn notify_done(&self) {
+        self.done.notify();
+    }
+
     /// No record is outstanding and every callback of a completed one has returned.
     fn idle(&self) -> bool {
         // Order matters: a completion queues its callback before it releases its record.

@@ -76,6 +76,7 @@ impl EngineCore {
             if fatal {
                 self.shared.set_fatal(te);
             }
+            self.shared.notify_done();
         }
         let m = &self.shared.metrics;
         let (records, sizes) = if outcome.is_ok() {

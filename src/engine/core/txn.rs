@@ -96,13 +96,20 @@ impl EngineCore {
         t.wanted.store(false, SeqCst);
         // The produce path lost the producer's sequence state with the broker (it wants a
         // new epoch): the open transaction cannot commit; its abort bumps the epoch.
-        if self.shared.producer.get().bump_wanted {
+        if self.shared.producer.get().bump_wanted
+            && matches!(
+                t.machine.lock().state,
+                transaction::State::InTransaction | transaction::State::Committing
+            )
+        {
             t.fail(Error::transaction(
                 TransactionError::Abortable,
                 None,
                 "the broker lost this producer's sequence state; abort the transaction (the \
                  abort gets a new epoch)",
             ));
+            // A commit waiting for its records stops waiting.
+            self.shared.notify_done();
         }
         if self.txn.call.is_none() {
             if let Some(op) = t.op.lock().take() {
@@ -121,7 +128,11 @@ impl EngineCore {
         }
         // Partitions first: an EndTxn must find them in the transaction.
         let adding = !t.to_add.lock().is_empty()
-            && !matches!(self.txn.plan.front(), Some(Step::AddPartitions))
+            && !self
+                .txn
+                .plan
+                .iter()
+                .any(|s| matches!(s, Step::AddPartitions))
             && !matches!(self.txn.call, Some(Call::Init))
             && self.shared.producer.get().ready;
         if adding {
@@ -279,7 +290,10 @@ impl EngineCore {
             }
         };
         match sent {
-            Ok(_) => self.txn.in_flight = true,
+            Ok(_) => {
+                log::trace!("kprod: {} sent to {addr}", step.name());
+                self.txn.in_flight = true;
+            }
             Err(e) => {
                 log::error!("kprod: encoding a transaction request failed: {e}");
                 self.requeue_adding();
@@ -317,6 +331,7 @@ impl EngineCore {
             Some(call) => t.finish(call, Err(e.clone())),
             None => t.fail(e.clone()),
         }
+        self.shared.notify_done();
         if fatal {
             self.shared.set_fatal(e);
         }
