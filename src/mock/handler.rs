@@ -12,7 +12,7 @@ use crate::protocol::messages::create_topics::{
     CreatableTopicResult, CreateTopicsRequest, CreateTopicsResponse,
 };
 use crate::protocol::messages::fetch::{
-    FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
+    AbortedTransaction, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
 };
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::list_offsets::{
@@ -38,6 +38,7 @@ use crate::protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
 use crate::protocol::messages::end_txn::EndTxnRequest;
 use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
 use crate::protocol::messages::message_info;
+use crate::protocol::messages::offset_fetch::OffsetFetchRequest;
 use crate::protocol::messages::sasl_authenticate::{
     SaslAuthenticateRequest, SaslAuthenticateResponse,
 };
@@ -119,6 +120,7 @@ impl Profile {
                 upto(ApiKey::ADD_OFFSETS_TO_TXN, 2),
                 upto(ApiKey::END_TXN, 2),
                 upto(ApiKey::TXN_OFFSET_COMMIT, 2),
+                upto(ApiKey::OFFSET_FETCH, 5),
             ]);
         }
         r
@@ -198,7 +200,7 @@ pub(crate) fn handle(shared: &Shared, broker: i32, header: &RequestHeader, body:
         ApiKey::METADATA => metadata(shared, v, cid, decode!(MetadataRequest)),
         ApiKey::PRODUCE => produce(shared, broker, v, cid, decode!(ProduceRequest)),
         ApiKey::INIT_PRODUCER_ID => {
-            init_producer_id(shared, v, cid, decode!(InitProducerIdRequest))
+            init_producer_id(shared, broker, v, cid, decode!(InitProducerIdRequest))
         }
         ApiKey::LIST_OFFSETS => list_offsets(shared, broker, v, cid, decode!(ListOffsetsRequest)),
         ApiKey::CREATE_TOPICS => create_topics(shared, v, cid, decode!(CreateTopicsRequest)),
@@ -241,15 +243,18 @@ pub(crate) fn handle(shared: &Shared, broker: i32, header: &RequestHeader, body:
             txn::find_coordinator(shared, broker, v, cid, decode!(FindCoordinatorRequest))
         }
         ApiKey::ADD_PARTITIONS_TO_TXN => {
-            txn::add_partitions_to_txn(shared, v, cid, decode!(AddPartitionsToTxnRequest))
+            txn::add_partitions_to_txn(shared, broker, v, cid, decode!(AddPartitionsToTxnRequest))
         }
         ApiKey::ADD_OFFSETS_TO_TXN => {
-            txn::add_offsets_to_txn(shared, v, cid, decode!(AddOffsetsToTxnRequest))
+            txn::add_offsets_to_txn(shared, broker, v, cid, decode!(AddOffsetsToTxnRequest))
         }
         ApiKey::TXN_OFFSET_COMMIT => {
-            txn::txn_offset_commit(shared, v, cid, decode!(TxnOffsetCommitRequest))
+            txn::txn_offset_commit(shared, broker, v, cid, decode!(TxnOffsetCommitRequest))
         }
-        ApiKey::END_TXN => txn::end_txn(shared, v, cid, decode!(EndTxnRequest)),
+        ApiKey::END_TXN => txn::end_txn(shared, broker, v, cid, decode!(EndTxnRequest)),
+        ApiKey::OFFSET_FETCH => {
+            txn::offset_fetch(shared, broker, v, cid, decode!(OffsetFetchRequest))
+        }
         _ => Outcome::Close(format!("unsupported API {api:?} v{v}")),
     }
 }
@@ -470,6 +475,13 @@ fn produce_partition(
         ));
         return PartitionOutcome::error(ErrorCode::INVALID_RECORD);
     };
+    if batch.transactional && cfg.transactions {
+        if let Err(e) =
+            st.check_transactional_batch(topic, partition, batch.producer_id, batch.producer_epoch)
+        {
+            return PartitionOutcome::error(e);
+        }
+    }
     let check = match st.check_sequence(topic, partition, batch) {
         Ok(c) => c,
         Err(e) => return PartitionOutcome::error(e),
@@ -490,6 +502,9 @@ fn produce_partition(
             };
             if check == SequenceCheck::Append {
                 st.record_offset(topic, partition, batch, base);
+            }
+            if batch.transactional && cfg.transactions {
+                st.note_transactional_batch(topic, partition, batch.producer_id, base);
             }
             (base, false)
         }
@@ -583,9 +598,38 @@ fn produce(shared: &Shared, broker: i32, v: i16, cid: i32, req: ProduceRequest) 
     respond::<ProduceRequest>(&resp, v, cid)
 }
 
-fn init_producer_id(shared: &Shared, v: i16, cid: i32, req: InitProducerIdRequest) -> Outcome {
+fn init_producer_id(
+    shared: &Shared,
+    broker: i32,
+    v: i16,
+    cid: i32,
+    req: InitProducerIdRequest,
+) -> Outcome {
     let mut st = shared.state.lock();
-    let resp = if let Some(code) = st.take_failure(ApiKey::INIT_PRODUCER_ID.0) {
+    let transactional = req
+        .transactional_id
+        .as_deref()
+        .filter(|_| shared.config.transactions);
+    let resp = if let Some(id) = transactional {
+        let current = if v >= 3 {
+            (req.producer_id, req.producer_epoch)
+        } else {
+            (-1, -1)
+        };
+        match txn::init_transactional(&mut st, broker, v, id, req.transaction_timeout_ms, current) {
+            Ok((producer_id, producer_epoch)) => InitProducerIdResponse {
+                producer_id,
+                producer_epoch,
+                ..Default::default()
+            },
+            Err(code) => InitProducerIdResponse {
+                error_code: code.0,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            },
+        }
+    } else if let Some(code) = st.take_failure(ApiKey::INIT_PRODUCER_ID.0) {
         InitProducerIdResponse {
             error_code: code.0,
             producer_id: -1,
@@ -637,7 +681,11 @@ fn list_offsets(
     req: ListOffsetsRequest,
 ) -> Outcome {
     let mut st = shared.state.lock();
+    if shared.config.transactions {
+        st.expire_transactions(Instant::now());
+    }
     let forced = st.take_failure(ApiKey::LIST_OFFSETS.0);
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -661,6 +709,14 @@ fn list_offsets(
                         }
                         (None, Some(part)) => {
                             let (offset, ts) = match p.timestamp {
+                                -1 if read_committed => (
+                                    st.last_stable_offset(
+                                        &t.name,
+                                        p.partition_index,
+                                        part.end_offset,
+                                    ),
+                                    -1,
+                                ),
                                 -1 => (part.end_offset, -1),
                                 -2 => (0, -1),
                                 -3 => st.max_timestamp_offset(part),
@@ -694,7 +750,11 @@ fn fetch_response(
     f: &PendingFetch,
     forced: Option<ErrorCode>,
 ) -> (Vec<u8>, bool) {
-    let st = shared.state.lock();
+    let mut st = shared.state.lock();
+    if shared.config.transactions {
+        st.expire_transactions(Instant::now());
+    }
+    let read_committed = f.req.isolation_level == 1;
     let mut budget = f.req.max_bytes.max(0) as usize;
     let mut worth = false;
     let responses = f
@@ -726,10 +786,24 @@ fn fetch_response(
                             ErrorCode::NOT_LEADER_OR_FOLLOWER
                         }
                         (None, Some(part)) => {
+                            let lso = st.last_stable_offset(&t.topic, p.partition, part.end_offset);
+                            // read_committed reads up to the last stable offset, and learns
+                            // which of what it reads was aborted.
+                            let upto = if read_committed { lso } else { i64::MAX };
                             r.high_watermark = part.end_offset;
-                            r.last_stable_offset = part.end_offset;
+                            r.last_stable_offset = lso;
                             r.log_start_offset = 0;
-                            r.aborted_transactions = Some(Vec::new());
+                            r.aborted_transactions = Some(if read_committed {
+                                st.aborted_in(&t.topic, p.partition, p.fetch_offset, lso)
+                                    .into_iter()
+                                    .map(|(producer_id, first_offset)| AbortedTransaction {
+                                        producer_id,
+                                        first_offset,
+                                    })
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            });
                             if p.fetch_offset < 0 || p.fetch_offset > part.end_offset {
                                 ErrorCode::OFFSET_OUT_OF_RANGE
                             } else {
@@ -737,7 +811,7 @@ fn fetch_response(
                                 let data = if limit == 0 {
                                     Bytes::new()
                                 } else {
-                                    st.read(part, p.fetch_offset, limit)
+                                    st.read(part, p.fetch_offset, limit, upto)
                                 };
                                 budget = budget.saturating_sub(data.len());
                                 worth |= !data.is_empty();

@@ -38,9 +38,15 @@
 //! the last one, or be 0 for a new producer or a new (higher) epoch, else
 //! OUT_OF_ORDER_SEQUENCE_NUMBER.
 //!
-//! Not implemented: transactions (InitProducerId hands out ids for transactional ids too, but
-//! there is no coordinator), consumer groups and offset commits, fetch sessions, replication
-//! (every partition has one replica, its leader) and log retention.
+//! With [`MockClusterBuilder::accept_transactions`] the cluster is a transaction coordinator:
+//! per transactional id its state (empty, ongoing, complete commit/abort; the prepare phases
+//! are instantaneous), fencing by epoch, the transaction timeout, COMMIT/ABORT markers, the
+//! last stable offset, read_committed Fetch with the aborted-transactions list, and group
+//! offsets from TxnOffsetCommit visible through OffsetFetch once their transaction commits.
+//!
+//! Not implemented: consumer group membership (JoinGroup and the rest; a consumer commits
+//! offsets only in transactions), fetch sessions, replication (every partition has one
+//! replica, its leader) and log retention.
 //!
 //! # Threads
 //!
@@ -48,11 +54,14 @@
 //! own (`km<port>c<n>`). Dropping the cluster closes every listener and connection and joins
 //! every thread before `drop` returns.
 
+mod coordinator;
 pub(crate) mod handler;
 mod security;
 pub(crate) mod server;
 mod state;
 mod txn;
+
+pub use coordinator::TransactionState;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -236,13 +245,16 @@ impl MockClusterBuilder {
         self
     }
 
-    /// Accept transactions without coordinating them: every broker says it coordinates every
-    /// group and transactional id, and AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit
-    /// and EndTxn are offered and succeed (unless `fail_requests` says otherwise). No
-    /// transaction state is kept and no markers are written, so a read_committed consumer
-    /// sees nothing isolated; this is for capturing what a transactional client sends
-    /// ([`MockCluster::requests`]). Default off: FindCoordinator answers
-    /// COORDINATOR_NOT_AVAILABLE and the transaction APIs are not offered.
+    /// Be a transaction coordinator (default off: FindCoordinator answers
+    /// COORDINATOR_NOT_AVAILABLE and the transaction APIs are not offered). On, each
+    /// transactional id and group has a coordinator broker (a stable hash, or
+    /// [`MockCluster::set_coordinator`]); FindCoordinator, InitProducerId with a
+    /// transactional id (fencing the id's earlier producer by epoch), AddPartitionsToTxn,
+    /// AddOffsetsToTxn, TxnOffsetCommit, EndTxn and OffsetFetch are answered from its state;
+    /// EndTxn writes COMMIT/ABORT markers to every partition of the transaction; Fetch and
+    /// ListOffsets with `isolation_level=read_committed` stop at the last stable offset and
+    /// list the aborted transactions; a transaction that outlives its timeout is aborted (at
+    /// the next request after it). See [`MockCluster::transaction_state`].
     pub fn accept_transactions(mut self, on: bool) -> Self {
         self.transactions = on;
         self
@@ -548,9 +560,68 @@ impl MockCluster {
     }
 
     /// The records stored in a partition, decoded, in offset order (empty for an unknown
-    /// partition and in sink mode).
+    /// partition and in sink mode); control records (transaction markers) are left out, and
+    /// records of aborted or open transactions are in (read_uncommitted).
     pub fn records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
         self.shared.state.lock().records(topic, partition)
+    }
+
+    /// The broker coordinating `key` (a transactional id or a group id).
+    pub fn coordinator(&self, key: &str) -> i32 {
+        self.shared.state.lock().coordinator_for(key)
+    }
+
+    /// Moves the coordinator of `key` (a transactional id or a group id) to `broker`: the
+    /// old one answers NOT_COORDINATOR from now on. The transaction state is kept (as when a
+    /// partition of Kafka's transaction log changes leader).
+    pub fn set_coordinator(&self, key: &str, broker: i32) {
+        self.shared
+            .state
+            .lock()
+            .txn
+            .placed
+            .insert(key.to_string(), broker);
+    }
+
+    /// Where `transactional_id`'s transaction is (`None`: never initialised here). Checks
+    /// the transaction timeout first.
+    pub fn transaction_state(&self, transactional_id: &str) -> Option<TransactionState> {
+        let mut st = self.shared.state.lock();
+        st.expire_transactions(std::time::Instant::now());
+        st.txn.ids.get(transactional_id).map(|e| e.state)
+    }
+
+    /// The producer id and epoch `transactional_id` has now.
+    pub fn transactional_producer(&self, transactional_id: &str) -> Option<(i64, i16)> {
+        let st = self.shared.state.lock();
+        st.txn
+            .ids
+            .get(transactional_id)
+            .map(|e| (e.producer_id, e.epoch))
+    }
+
+    /// The offset `group` has committed for a partition (through a committed transaction).
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let st = self.shared.state.lock();
+        st.txn
+            .offsets
+            .get(&(group.to_string(), topic.to_string(), partition))
+            .copied()
+    }
+
+    /// A partition's last stable offset: where its earliest open transaction starts, else
+    /// its end offset.
+    pub fn last_stable_offset(&self, topic: &str, partition: i32) -> i64 {
+        let st = self.shared.state.lock();
+        let end = st.partition(topic, partition).map_or(0, |p| p.end_offset);
+        st.last_stable_offset(topic, partition, end)
+    }
+
+    /// How many transactions the coordinator aborted because they outlived their timeout.
+    pub fn transactions_timed_out(&self) -> u64 {
+        let mut st = self.shared.state.lock();
+        st.expire_transactions(std::time::Instant::now());
+        st.txn.timed_out
     }
 
     /// The batches stored in a partition, decoded, in offset order (base offsets as

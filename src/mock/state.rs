@@ -98,6 +98,8 @@ pub(crate) struct State {
     pub drop_on_request: Vec<Option<u32>>,
     /// Per broker: bytes left until the connection reading them is cut.
     pub drop_after_bytes: Vec<Option<u64>>,
+    /// The transaction coordinator's data ([`super::coordinator`]).
+    pub txn: super::coordinator::TxnData,
     next_topic_id: u64,
 }
 
@@ -143,6 +145,7 @@ impl State {
             fail_after_append: VecDeque::new(),
             drop_on_request: vec![None; brokers as usize],
             drop_after_bytes: vec![None; brokers as usize],
+            txn: Default::default(),
             next_topic_id: 1,
         }
     }
@@ -335,6 +338,9 @@ impl State {
     pub fn records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
         let mut out = Vec::new();
         for b in self.batches(topic, partition) {
+            if b.control {
+                continue;
+            }
             for (i, r) in b.records.into_iter().enumerate() {
                 out.push(StoredRecord {
                     offset: r.offset,
@@ -368,11 +374,16 @@ impl State {
     }
 
     /// Stored batches holding offsets from `offset` on: at least one, then up to about
-    /// `max_bytes`.
-    pub fn read(&self, p: &Partition, offset: i64, max_bytes: usize) -> Bytes {
+    /// `max_bytes`; none that starts at or past `upto` (the last stable offset, for
+    /// read_committed; `i64::MAX` otherwise).
+    pub fn read(&self, p: &Partition, offset: i64, max_bytes: usize, upto: i64) -> Bytes {
         let start = p.log.partition_point(|b| b.next_offset <= offset);
         let mut out = Vec::new();
         for b in &p.log[start..] {
+            let base = i64::from_be_bytes(b.raw[0..8].try_into().expect("8 bytes"));
+            if base >= upto {
+                break;
+            }
             if !out.is_empty() && out.len() + b.raw.len() > max_bytes {
                 break;
             }

@@ -51,7 +51,7 @@ impl EngineCore {
         &self,
         p: &PartitionState,
         b: ProducerBatch,
-        outcome: Result<(i64, Option<i64>), Error>,
+        mut outcome: Result<(i64, Option<i64>), Error>,
     ) {
         let (n, bytes) = (b.record_count(), b.reserved);
         let mut b = b;
@@ -74,7 +74,10 @@ impl EngineCore {
             let fatal = te.transaction_error() != Some(TransactionError::Abortable);
             t.fail(te.clone());
             if fatal {
-                self.shared.set_fatal(te);
+                // The records say so too: fenced (or not allowed) is what the caller must
+                // act on, not the broker's code.
+                self.shared.set_fatal(te.clone());
+                outcome = Err(te);
             }
             self.shared.notify_done();
         }

@@ -51,6 +51,10 @@ pub(crate) struct TxnClient {
     backoff: Duration,
     /// The partitions of the AddPartitionsToTxn in flight.
     adding: Vec<Arc<PartitionState>>,
+    /// The coordinator has something of the open transaction (a partition, a group's
+    /// offsets): only then does ending it take an EndTxn (as the Java client, an empty
+    /// transaction ends locally; a coordinator answers EndTxn on it INVALID_TXN_STATE).
+    touched: bool,
 }
 
 impl EngineCore {
@@ -114,7 +118,9 @@ impl EngineCore {
         if self.txn.call.is_none() {
             if let Some(op) = t.op.lock().take() {
                 self.txn.call = Some(op.call);
-                self.txn.plan = op.steps;
+                // After what is under way (an AddPartitionsToTxn for records sent before
+                // the call): the answer to the step in flight pops the front of the plan.
+                self.txn.plan.extend(op.steps);
             }
         }
         if self.txn.in_flight {
@@ -138,9 +144,12 @@ impl EngineCore {
         if adding {
             self.txn.plan.push_front(Step::AddPartitions);
         }
-        while matches!(self.txn.plan.front(), Some(Step::AddPartitions))
-            && t.to_add.lock().is_empty()
-        {
+        loop {
+            match self.txn.plan.front() {
+                Some(Step::AddPartitions) if t.to_add.lock().is_empty() => {}
+                Some(Step::EndTxn { .. }) if !self.txn.touched => {}
+                _ => break,
+            }
             self.txn.plan.pop_front();
         }
         if self.txn.plan.is_empty() {
@@ -437,6 +446,7 @@ impl EngineCore {
                         });
                     if code.is_ok() {
                         p.txn_added.store(cur, SeqCst);
+                        self.txn.touched = true;
                     } else {
                         if worst.is_ok() || worst == ErrorCode::OPERATION_NOT_ATTEMPTED {
                             worst = code;
@@ -483,7 +493,17 @@ impl EngineCore {
         match transaction::on_answer(&step, code, message.as_deref()) {
             Reaction::Done => {
                 self.txn.backoff = self.shared.config.retry_backoff;
-                self.txn.plan.pop_front();
+                match step {
+                    Step::AddPartitions | Step::AddOffsets { .. } => self.txn.touched = true,
+                    Step::EndTxn { .. } => self.txn.touched = false,
+                    _ => {}
+                }
+                // The answered step is the plan's front (one step in flight; calls queue
+                // behind it).
+                debug_assert_eq!(self.txn.plan.front().map(Step::name), Some(step.name()));
+                if self.txn.plan.front().map(Step::name) == Some(step.name()) {
+                    self.txn.plan.pop_front();
+                }
                 self.shared.io[0].wake();
             }
             Reaction::Retry { rediscover } => {

@@ -15,6 +15,7 @@
 //! | Fetch | 1 | 4–12 | 12 | `fetch` (feature `mock`) |
 //! | ListOffsets | 2 | 1–7 | 6 | `list_offsets` (feature `mock`) |
 //! | Metadata | 3 | 1–13 | 9 | [`metadata`] |
+//! | OffsetFetch | 9 | 1–7 | 6 | `offset_fetch` (feature `mock`) |
 //! | FindCoordinator | 10 | 0–6 | 3 | [`find_coordinator`] |
 //! | SaslHandshake | 17 | 0–1 | — | [`sasl_handshake`] |
 //! | ApiVersions | 18 | 0–3 | 3 | [`api_versions`] |
@@ -38,6 +39,8 @@ pub mod init_producer_id;
 #[cfg(any(test, feature = "mock"))]
 pub mod list_offsets;
 pub mod metadata;
+#[cfg(any(test, feature = "mock"))]
+pub mod offset_fetch;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
@@ -56,6 +59,8 @@ impl ApiKey {
     pub const LIST_OFFSETS: ApiKey = ApiKey(2);
     #[doc = "`Metadata` (key 3)."]
     pub const METADATA: ApiKey = ApiKey(3);
+    #[doc = "`OffsetFetch` (key 9)."]
+    pub const OFFSET_FETCH: ApiKey = ApiKey(9);
     #[doc = "`FindCoordinator` (key 10)."]
     pub const FIND_COORDINATOR: ApiKey = ApiKey(10);
     #[doc = "`SaslHandshake` (key 17)."]
@@ -84,6 +89,7 @@ impl ApiKey {
             1 => "Fetch",
             2 => "ListOffsets",
             3 => "Metadata",
+            9 => "OffsetFetch",
             10 => "FindCoordinator",
             17 => "SaslHandshake",
             18 => "ApiVersions",
@@ -124,6 +130,12 @@ pub const MESSAGES: &[MessageInfo] = &[
         min_version: 1,
         max_version: 13,
         flexible_from: 9,
+    },
+    MessageInfo {
+        api_key: ApiKey::OFFSET_FETCH,
+        min_version: 1,
+        max_version: 7,
+        flexible_from: 6,
     },
     MessageInfo {
         api_key: ApiKey::FIND_COORDINATOR,
@@ -222,6 +234,8 @@ pub fn decode_any(
         #[cfg(any(test, feature = "mock"))]
         ApiKey::LIST_OFFSETS => one::<list_offsets::ListOffsetsRequest>(version, response, body),
         ApiKey::METADATA => one::<metadata::MetadataRequest>(version, response, body),
+        #[cfg(any(test, feature = "mock"))]
+        ApiKey::OFFSET_FETCH => one::<offset_fetch::OffsetFetchRequest>(version, response, body),
         ApiKey::FIND_COORDINATOR => {
             one::<find_coordinator::FindCoordinatorRequest>(version, response, body)
         }
