@@ -549,3 +549,67 @@ fn a_second_kprod_producer_fences_the_first() {
     want.insert(("tx-a".into(), 2), vec!["second".to_string()]);
     assert_eq!(read(&bootstrap, "read_committed"), want);
 }
+
+#[test]
+fn transactions_v2_add_partitions_by_producing_and_bump_the_epoch_at_every_end() {
+    use kprod::protocol::ApiKey;
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut b = MockCluster::builder().brokers(3).transaction_version(2);
+    for (t, n) in TOPICS {
+        b = b.topic(t, n);
+    }
+    let c = b.build().unwrap();
+    let bootstrap = c.bootstrap_servers();
+    let p = kprod_producer(&bootstrap, "kprod-v2");
+    p.init_transactions(T).unwrap();
+    let w = random_transactions(&p, 0x7672, 300, Some(&c));
+    p.close(T).unwrap();
+    // No AddPartitionsToTxn: the Produce v12 requests added the partitions.
+    assert_eq!(c.request_count(ApiKey::ADD_PARTITIONS_TO_TXN.0), 0);
+    let produce: Vec<i16> = c
+        .produce_requests()
+        .iter()
+        .filter(|r| r.batches.iter().any(|b| b.transactional))
+        .map(|r| r.api_version)
+        .collect();
+    assert!(
+        !produce.is_empty() && produce.iter().all(|&v| v >= 12),
+        "{produce:?}"
+    );
+    let ends = c.api_versions_used(ApiKey::END_TXN.0);
+    assert!(!ends.is_empty() && ends.iter().all(|&v| v >= 5), "{ends:?}");
+    // Every EndTxn bumped the epoch, and kprod followed each bump.
+    let (_, epoch) = c.transactional_producer("kprod-v2").unwrap();
+    assert_eq!(
+        epoch as u64,
+        c.request_count(ApiKey::END_TXN.0),
+        "one bump per end"
+    );
+    write_sentinels(&bootstrap);
+    assert_eq!(read(&bootstrap, "read_committed"), w.committed);
+    assert_eq!(read(&bootstrap, "read_uncommitted"), w.all);
+    assert!(c.errors().is_empty(), "{:?}", c.errors());
+}
+
+#[test]
+fn without_transactions_v2_kprod_stays_below_its_versions() {
+    use kprod::protocol::ApiKey;
+    let c = mock();
+    let p = kprod_producer(&c.bootstrap_servers(), "kprod-v1");
+    p.init_transactions(T).unwrap();
+    for commit in [true, false] {
+        p.begin_transaction().unwrap();
+        p.produce("tx-a", "k", "v").unwrap();
+        if commit {
+            p.commit_transaction(T).unwrap();
+        } else {
+            p.abort_transaction(T).unwrap();
+        }
+    }
+    p.close(T).unwrap();
+    assert!(c.request_count(ApiKey::ADD_PARTITIONS_TO_TXN.0) > 0);
+    assert_eq!(c.api_versions_used(ApiKey::END_TXN.0), [4]);
+    assert_eq!(c.request_count(ApiKey::END_TXN.0), 2);
+    assert!(c.produce_requests().iter().all(|r| r.api_version <= 11));
+    assert_eq!(c.transactional_producer("kprod-v1").map(|x| x.1), Some(0));
+}

@@ -336,6 +336,11 @@ pub(crate) struct Transactions {
     pub outcome: Mutex<Option<(Call, Result<(), Error>)>>,
     /// Thread 0 has transaction work: an op, partitions to add.
     pub wanted: AtomicBool,
+    /// Transactions v2 (KIP-890), as the coordinator's connection settled it: partitions
+    /// join by being produced to.
+    pub v2: AtomicBool,
+    /// Under v2: a partition joined the current transaction (so ending it takes an EndTxn).
+    pub joined: AtomicBool,
     done: Condvar,
     done_lock: Mutex<()>,
 }
@@ -352,6 +357,8 @@ impl Transactions {
             op: Mutex::new(None),
             outcome: Mutex::new(None),
             wanted: AtomicBool::new(false),
+            v2: AtomicBool::new(false),
+            joined: AtomicBool::new(false),
             done: Condvar::new(),
             done_lock: Mutex::new(()),
         }

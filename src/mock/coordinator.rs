@@ -262,26 +262,33 @@ impl State {
         }
     }
 
-    /// Whether a transactional batch from `(pid, epoch)` may go to `topic`/`partition`.
+    /// Whether a transactional batch from `(pid, epoch)` may go to `topic`/`partition`: the
+    /// partition must be in the producer's ongoing transaction, or with `implicit`
+    /// (transactions v2) the batch adds it.
     pub fn check_transactional_batch(
-        &self,
+        &mut self,
         topic: &str,
         partition: i32,
         pid: i64,
         epoch: i16,
+        implicit: bool,
     ) -> Result<(), ErrorCode> {
         let e = self
             .txn
             .by_pid
             .get(&pid)
-            .and_then(|id| self.txn.ids.get(id))
+            .and_then(|id| self.txn.ids.get_mut(id))
             .ok_or(ErrorCode::INVALID_PRODUCER_ID_MAPPING)?;
         if epoch < e.epoch {
             return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
         }
-        if e.state != TransactionState::Ongoing
-            || !e.partitions.contains(&(topic.to_string(), partition))
-        {
+        let key = (topic.to_string(), partition);
+        if implicit && epoch == e.epoch {
+            State::start_if_needed(e, Instant::now());
+            e.partitions.insert(key);
+            return Ok(());
+        }
+        if e.state != TransactionState::Ongoing || !e.partitions.contains(&key) {
             return Err(ErrorCode::INVALID_TXN_STATE);
         }
         Ok(())

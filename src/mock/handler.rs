@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::protocol::messages::api_versions::{
-    ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse, FinalizedFeature, SupportedFeature,
 };
 use crate::protocol::messages::create_topics::{
     CreatableTopicResult, CreateTopicsRequest, CreateTopicsResponse,
@@ -284,11 +284,25 @@ fn api_versions(shared: &Shared, v: i16, cid: i32, body: &[u8]) -> Outcome {
     if let Err(e) = decode_request::<ApiVersionsRequest>(body, v) {
         return Outcome::Close(format!("ApiVersions v{v}: {e}"));
     }
-    let resp = ApiVersionsResponse {
+    let mut resp = ApiVersionsResponse {
         error_code: forced.map_or(0, |e| e.0),
         api_keys,
         ..Default::default()
     };
+    let level = shared.config.transaction_version;
+    if level > 0 && v >= 3 {
+        resp.supported_features = vec![SupportedFeature {
+            name: "transaction.version".into(),
+            min_version: 0,
+            max_version: level,
+        }];
+        resp.finalized_features_epoch = 1;
+        resp.finalized_features = vec![FinalizedFeature {
+            name: "transaction.version".into(),
+            max_version_level: level,
+            min_version_level: level,
+        }];
+    }
     respond::<ApiVersionsRequest>(&resp, v, cid)
 }
 
@@ -476,9 +490,15 @@ fn produce_partition(
         return PartitionOutcome::error(ErrorCode::INVALID_RECORD);
     };
     if batch.transactional && cfg.transactions {
-        if let Err(e) =
-            st.check_transactional_batch(topic, partition, batch.producer_id, batch.producer_epoch)
-        {
+        // Transactions v2: Produce v12+ adds the partition itself.
+        let implicit = cfg.transaction_version >= 2 && v >= 12;
+        if let Err(e) = st.check_transactional_batch(
+            topic,
+            partition,
+            batch.producer_id,
+            batch.producer_epoch,
+            implicit,
+        ) {
             return PartitionOutcome::error(e);
         }
     }

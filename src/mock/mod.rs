@@ -171,6 +171,7 @@ pub struct MockClusterBuilder {
     legacy: bool,
     first_producer_id: i64,
     transactions: bool,
+    transaction_version: i16,
     tls: Option<(String, Secret, Option<String>)>,
     sasl_mechanisms: Vec<Mechanism>,
     sasl_users: Vec<(String, Secret)>,
@@ -190,6 +191,7 @@ impl Default for MockClusterBuilder {
             legacy: false,
             first_producer_id: 1000,
             transactions: false,
+            transaction_version: 0,
             tls: None,
             sasl_mechanisms: Vec::new(),
             sasl_users: Vec::new(),
@@ -257,6 +259,18 @@ impl MockClusterBuilder {
     /// the next request after it). See [`MockCluster::transaction_state`].
     pub fn accept_transactions(mut self, on: bool) -> Self {
         self.transactions = on;
+        self
+    }
+
+    /// Transactions v2 (KIP-890) with `level` ≥ 2 (default 0: v1 only): ApiVersions (v3+)
+    /// advertises the finalized feature `transaction.version` at `level`, a transactional
+    /// Produce v12+ adds its partition to the producer's transaction (no
+    /// AddPartitionsToTxn needed), and every EndTxn v5+ hands out the next epoch (as it does
+    /// at any level: Kafka takes EndTxn v5 for a v2 client). Implies
+    /// [`accept_transactions`](Self::accept_transactions).
+    pub fn transaction_version(mut self, level: i16) -> Self {
+        self.transaction_version = level.max(0);
+        self.transactions |= level > 0;
         self
     }
 
@@ -363,6 +377,7 @@ impl MockClusterBuilder {
             auto_create: self.auto_create,
             auto_create_partitions: self.auto_create_partitions,
             transactions: self.transactions,
+            transaction_version: self.transaction_version,
         };
         let mut state = State::new(self.brokers as i32, self.first_producer_id);
         for (name, partitions) in &self.topics {

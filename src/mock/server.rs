@@ -34,6 +34,8 @@ pub(crate) struct Config {
     pub auto_create_partitions: i32,
     /// Answer the transaction APIs ([`super::txn`]).
     pub transactions: bool,
+    /// The finalized `transaction.version` feature advertised (0: none).
+    pub transaction_version: i16,
     /// TLS on every listener.
     pub tls: Option<TlsServer>,
     /// SASL on every listener.

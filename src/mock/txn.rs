@@ -294,7 +294,23 @@ pub(super) fn end_txn(
     let mut st = shared.state.lock();
     let mut code = precheck(&mut st, ApiKey::END_TXN, broker, &req.transactional_id);
     let mut next = (req.producer_id, req.producer_epoch);
-    if code.is_ok() {
+    // Transactions v2: a retry of an end that completed carries the epoch before the bump;
+    // it is answered as it was (Kafka's coordinator does the same).
+    let retried = v >= 5
+        && st.txn.ids.get(&req.transactional_id).is_some_and(|e| {
+            e.producer_id == req.producer_id
+                && req.producer_epoch.checked_add(1) == Some(e.epoch)
+                && e.state
+                    == if req.committed {
+                        S::CompleteCommit
+                    } else {
+                        S::CompleteAbort
+                    }
+        });
+    if code.is_ok() && retried {
+        let e = &st.txn.ids[&req.transactional_id];
+        next = (e.producer_id, e.epoch);
+    } else if code.is_ok() {
         match st.txn_producer(
             &req.transactional_id,
             req.producer_id,
@@ -314,7 +330,17 @@ pub(super) fn end_txn(
                     }
                 }
                 // A retry of an end that completed.
-                (S::CompleteCommit, true) | (S::CompleteAbort, false) => {}
+                (S::CompleteCommit, true) | (S::CompleteAbort, false) if v < 5 => {}
+                // Transactions v2: aborting an empty transaction bumps the epoch too (a
+                // retried end under v2 carries the epoch it was sent with, now stale: the
+                // check above answers it).
+                (S::Empty | S::CompleteCommit | S::CompleteAbort, false) if v >= 5 => {
+                    let e = st.txn.ids.get_mut(&req.transactional_id).expect("known");
+                    e.epoch = e.epoch.saturating_add(1);
+                    e.state = S::CompleteAbort;
+                    next = (e.producer_id, e.epoch);
+                    st.producers.insert(next.0, next.1);
+                }
                 _ => code = ErrorCode::INVALID_TXN_STATE,
             },
         }

@@ -106,6 +106,7 @@ pub enum NegotiationError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrokerVersions {
     ranges: Vec<(ApiKey, i16, i16)>,
+    transaction_version: i16,
 }
 
 impl BrokerVersions {
@@ -117,7 +118,22 @@ impl BrokerVersions {
             .map(|k| (ApiKey(k.api_key), k.min_version, k.max_version))
             .collect();
         ranges.sort_by_key(|r| r.0);
-        BrokerVersions { ranges }
+        let transaction_version = resp
+            .finalized_features
+            .iter()
+            .find(|f| f.name == "transaction.version")
+            .map_or(0, |f| f.max_version_level);
+        BrokerVersions {
+            ranges,
+            transaction_version,
+        }
+    }
+
+    /// The cluster's finalized `transaction.version` feature (KIP-890; 0 when the broker
+    /// names none): 2 or more means transactions v2 — a transactional Produce adds its
+    /// partition to the transaction, and every EndTxn bumps the producer's epoch.
+    pub fn transaction_version(&self) -> i16 {
+        self.transaction_version
     }
 
     /// The broker's range for `api`, if it offers it.
@@ -207,5 +223,27 @@ mod tests {
     fn names() {
         assert_eq!(ApiKey::API_VERSIONS.name(), "ApiVersions");
         assert_eq!(format!("{:?}", ApiKey(999)), "Unknown(999)");
+    }
+
+    #[test]
+    fn transaction_version_is_the_finalized_feature_level() {
+        use crate::protocol::messages::api_versions::FinalizedFeature;
+        assert_eq!(versions(&[(0, 3, 12)]).transaction_version(), 0);
+        let v = BrokerVersions::from_response(&ApiVersionsResponse {
+            finalized_features: vec![
+                FinalizedFeature {
+                    name: "metadata.version".into(),
+                    max_version_level: 21,
+                    min_version_level: 21,
+                },
+                FinalizedFeature {
+                    name: "transaction.version".into(),
+                    max_version_level: 2,
+                    min_version_level: 2,
+                },
+            ],
+            ..Default::default()
+        });
+        assert_eq!(v.transaction_version(), 2);
     }
 }

@@ -67,14 +67,35 @@ pub(crate) struct TxnVersions {
     pub add_offsets: i16,
     pub txn_offset_commit: i16,
     pub end_txn: i16,
+    /// The Produce version for transactional batches: v12+ only under transactions v2.
+    pub produce: i16,
+    /// Transactions v2 (KIP-890): the cluster's `transaction.version` is 2 or more and this
+    /// broker speaks Produce v12 and EndTxn v5. Partitions join the transaction by being
+    /// produced to (no AddPartitionsToTxn), and every EndTxn hands out the next epoch.
+    pub v2: bool,
+}
+
+impl TxnVersions {
+    /// Settles the v1 or v2 flow: v2 when the cluster enables it and the broker speaks
+    /// it; otherwise the versions stay below what v2 means to a broker (Produce v11,
+    /// EndTxn v4), as the Java client does.
+    fn with_transaction_version(mut self, level: i16) -> TxnVersions {
+        self.v2 = level >= 2 && self.produce >= 12 && self.end_txn >= 5;
+        if !self.v2 {
+            self.produce = self.produce.min(11);
+            self.end_txn = self.end_txn.min(4);
+        }
+        self
+    }
 }
 
 impl Versions {
     fn negotiate(v: &BrokerVersions) -> Result<Versions, String> {
+        let produce = v
+            .negotiate(ApiKey::PRODUCE, ProduceRequest::versions())
+            .map_err(|e| e.to_string())?;
         Ok(Versions {
-            produce: v
-                .negotiate(ApiKey::PRODUCE, ProduceRequest::versions())
-                .map_err(|e| e.to_string())?,
+            produce,
             metadata: v
                 .negotiate(ApiKey::METADATA, MetadataRequest::versions())
                 .map_err(|e| e.to_string())?,
@@ -94,32 +115,37 @@ impl Versions {
                 .negotiate(ApiKey::CREATE_TOPICS, CreateTopicsRequest::versions())
                 .ok(),
             txn: (|| {
-                Some(TxnVersions {
-                    find_coordinator: v
-                        .negotiate(ApiKey::FIND_COORDINATOR, FindCoordinatorRequest::versions())
-                        .ok()?,
-                    add_partitions: v
-                        .negotiate(
-                            ApiKey::ADD_PARTITIONS_TO_TXN,
-                            AddPartitionsToTxnRequest::versions(),
-                        )
-                        .ok()?,
-                    add_offsets: v
-                        .negotiate(
-                            ApiKey::ADD_OFFSETS_TO_TXN,
-                            AddOffsetsToTxnRequest::versions(),
-                        )
-                        .ok()?,
-                    txn_offset_commit: v
-                        .negotiate(
-                            ApiKey::TXN_OFFSET_COMMIT,
-                            TxnOffsetCommitRequest::versions(),
-                        )
-                        .ok()?,
-                    end_txn: v
-                        .negotiate(ApiKey::END_TXN, EndTxnRequest::versions())
-                        .ok()?,
-                })
+                Some(
+                    TxnVersions {
+                        find_coordinator: v
+                            .negotiate(ApiKey::FIND_COORDINATOR, FindCoordinatorRequest::versions())
+                            .ok()?,
+                        add_partitions: v
+                            .negotiate(
+                                ApiKey::ADD_PARTITIONS_TO_TXN,
+                                AddPartitionsToTxnRequest::versions(),
+                            )
+                            .ok()?,
+                        add_offsets: v
+                            .negotiate(
+                                ApiKey::ADD_OFFSETS_TO_TXN,
+                                AddOffsetsToTxnRequest::versions(),
+                            )
+                            .ok()?,
+                        txn_offset_commit: v
+                            .negotiate(
+                                ApiKey::TXN_OFFSET_COMMIT,
+                                TxnOffsetCommitRequest::versions(),
+                            )
+                            .ok()?,
+                        end_txn: v
+                            .negotiate(ApiKey::END_TXN, EndTxnRequest::versions())
+                            .ok()?,
+                        produce,
+                        v2: false,
+                    }
+                    .with_transaction_version(v.transaction_version()),
+                )
             })(),
         })
     }
@@ -580,5 +606,42 @@ impl EngineCore {
             merge(&mut next, self.check_reauthentication(i, now));
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxnVersions;
+
+    fn offered() -> TxnVersions {
+        TxnVersions {
+            find_coordinator: 4,
+            add_partitions: 3,
+            add_offsets: 4,
+            txn_offset_commit: 4,
+            end_txn: 5,
+            produce: 12,
+            v2: false,
+        }
+    }
+
+    #[test]
+    fn transactions_v2_only_when_the_cluster_enables_it_and_the_broker_speaks_it() {
+        let v2 = offered().with_transaction_version(2);
+        assert!(v2.v2);
+        assert_eq!((v2.produce, v2.end_txn), (12, 5));
+        for level in [0, 1] {
+            let v1 = offered().with_transaction_version(level);
+            assert!(!v1.v2, "level {level}");
+            assert_eq!((v1.produce, v1.end_txn), (11, 4), "level {level}");
+        }
+        // Enabled, but this broker is older: v1, and below v2's versions.
+        let old = TxnVersions {
+            end_txn: 4,
+            ..offered()
+        }
+        .with_transaction_version(2);
+        assert!(!old.v2);
+        assert_eq!((old.produce, old.end_txn), (11, 4));
     }
 }

@@ -238,7 +238,13 @@ impl EngineCore {
                 // answer wakes us).
                 continue;
             }
-            let version = c.versions.expect("ready").produce;
+            let versions = c.versions.expect("ready");
+            // A transactional producer's Produce version says which transaction flow it
+            // follows ([`TxnVersions`](super::connections::TxnVersions)).
+            let version = match (&self.shared.txn, versions.txn) {
+                (Some(_), Some(t)) => t.produce,
+                _ => versions.produce,
+            };
             let limit = self.shared.config.max_request_size;
             let mut size = 0;
             let mut batches: Vec<(Arc<PartitionState>, ProducerBatch)> = Vec::new();

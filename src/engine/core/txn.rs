@@ -69,6 +69,13 @@ impl EngineCore {
             return;
         };
         let cur = t.current.load(SeqCst);
+        if t.v2.load(SeqCst) {
+            // Transactions v2: the Produce itself adds the partition.
+            if p.txn_added.swap(cur, SeqCst) != cur {
+                t.joined.store(true, SeqCst);
+            }
+            return;
+        }
         if p.txn_added.load(SeqCst) != cur && p.txn_queued.swap(cur, SeqCst) != cur {
             t.to_add.lock().push(p.clone());
             t.wanted.store(true, SeqCst);
@@ -147,7 +154,7 @@ impl EngineCore {
         loop {
             match self.txn.plan.front() {
                 Some(Step::AddPartitions) if t.to_add.lock().is_empty() => {}
-                Some(Step::EndTxn { .. }) if !self.txn.touched => {}
+                Some(Step::EndTxn { .. }) if !self.txn.touched && !t.joined.load(SeqCst) => {}
                 _ => break,
             }
             self.txn.plan.pop_front();
@@ -219,6 +226,9 @@ impl EngineCore {
             return None;
         };
         let t = self.shared.txn.as_ref().expect("transactional");
+        if matches!(step, Step::InitProducerId { .. }) {
+            t.v2.store(tv.v2, SeqCst);
+        }
         let ids = self.shared.producer.get().ids;
         let id = t.id.clone();
         let ctx = Ctx::Txn(step.clone());
@@ -495,7 +505,10 @@ impl EngineCore {
                 self.txn.backoff = self.shared.config.retry_backoff;
                 match step {
                     Step::AddPartitions | Step::AddOffsets { .. } => self.txn.touched = true,
-                    Step::EndTxn { .. } => self.txn.touched = false,
+                    Step::EndTxn { .. } => {
+                        self.txn.touched = false;
+                        self.txn_shared().joined.store(false, SeqCst);
+                    }
                     _ => {}
                 }
                 // The answered step is the plan's front (one step in flight; calls queue
