@@ -24,7 +24,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use support::txn::{
+    assert_same_log, read, read_template, write_sentinels, Log, Rng, GROUP, TOPICS,
+};
+
 use std::time::{Duration, Instant};
 
 use kprod::mock::{MockCluster, TransactionState};
@@ -32,15 +35,10 @@ use kprod::transaction::{ConsumerGroupMetadata, TransactionOffset};
 use kprod::{Producer, ProducerRecord, TransactionError};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 const T: Duration = Duration::from_secs(30);
-const SENTINEL: &str = "--sentinel--";
-const GROUP: &str = "kprod-txn-group";
-const TOPICS: [(&str, i32); 3] = [("tx-a", 3), ("tx-b", 2), ("tx-c", 1)];
-
 fn mock() -> MockCluster {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut b = MockCluster::builder().brokers(3).accept_transactions(true);
@@ -48,74 +46,6 @@ fn mock() -> MockCluster {
         b = b.topic(t, n);
     }
     b.build().unwrap()
-}
-
-/// (topic, partition) → values, in the order they must appear.
-type Log = BTreeMap<(String, i32), Vec<String>>;
-
-/// Writes the sentinel to every partition, without a transaction.
-fn write_sentinels(bootstrap: &str) {
-    let p = Producer::builder()
-        .bootstrap_servers(bootstrap)
-        .build()
-        .unwrap();
-    for (t, n) in TOPICS {
-        for part in 0..n {
-            p.produce_record(ProducerRecord::new(t).partition(part).value(SENTINEL))
-                .unwrap();
-        }
-    }
-    p.close(T).unwrap();
-}
-
-/// Every value librdkafka's consumer (with `isolation`) reads from every partition up to the
-/// sentinel, in offset order.
-fn read(bootstrap: &str, isolation: &str) -> Log {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kprod-txn-readback")
-        .set("enable.auto.commit", "false")
-        .set("check.crcs", "true")
-        .set("fetch.wait.max.ms", "10")
-        .set("isolation.level", isolation)
-        .create()
-        .expect("librdkafka consumer");
-    let mut tpl = TopicPartitionList::new();
-    let mut log = Log::new();
-    for (t, n) in TOPICS {
-        for p in 0..n {
-            tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
-            log.insert((t.to_string(), p), Vec::new());
-        }
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut open = log.len();
-    let mut ended = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + T;
-    while open > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{isolation}: {open} partitions short of the sentinel; read {:?}",
-            log.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
-        );
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let msg = msg.unwrap_or_else(|e| panic!("consumer: {e}"));
-        let key = (msg.topic().to_string(), msg.partition());
-        let value = String::from_utf8_lossy(msg.payload().unwrap_or_default()).into_owned();
-        assert!(
-            !ended.contains(&key),
-            "{key:?}: a record after the sentinel"
-        );
-        if value == SENTINEL {
-            ended.insert(key);
-            open -= 1;
-        } else {
-            log.get_mut(&key).expect("assigned").push(value);
-        }
-    }
-    log
 }
 
 /// The group's committed offsets as librdkafka's consumer fetches them (OffsetFetch to the
@@ -266,20 +196,17 @@ fn librdkafkas_transactions_against_the_mock_read_back_committed_only() {
         }
         w
     };
-    assert_eq!(read(&bootstrap, "read_committed"), want(&committed));
-    assert_eq!(read(&bootstrap, "read_uncommitted"), want(&all));
+    assert_same_log(
+        &read(&bootstrap, "read_committed"),
+        &want(&committed),
+        "read_committed",
+    );
+    assert_same_log(
+        &read(&bootstrap, "read_uncommitted"),
+        &want(&all),
+        "read_uncommitted",
+    );
     assert!(c.errors().is_empty(), "{:?}", c.errors());
-}
-
-/// Every partition, empty.
-fn read_template() -> Log {
-    let mut log = Log::new();
-    for (t, n) in TOPICS {
-        for p in 0..n {
-            log.insert((t.to_string(), p), Vec::new());
-        }
-    }
-    log
 }
 
 #[test]
@@ -345,19 +272,7 @@ fn librdkafka_fenced_and_timed_out_by_the_mock() {
     write_sentinels(&bootstrap);
     let mut want = read_template();
     want.insert(("tx-a".into(), 0), vec!["second".to_string()]);
-    assert_eq!(read(&bootstrap, "read_committed"), want);
-}
-
-/// A small deterministic random source (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
+    assert_same_log(&read(&bootstrap, "read_committed"), &want, "read_committed");
 }
 
 fn kprod_producer(bootstrap: &str, id: &str) -> Producer {
@@ -474,8 +389,16 @@ fn a_thousand_random_transactions_read_back_committed_once_in_order() {
     );
     p.close(T).unwrap();
     write_sentinels(&bootstrap);
-    assert_eq!(read(&bootstrap, "read_committed"), w.committed);
-    assert_eq!(read(&bootstrap, "read_uncommitted"), w.all);
+    assert_same_log(
+        &read(&bootstrap, "read_committed"),
+        &w.committed,
+        "read_committed",
+    );
+    assert_same_log(
+        &read(&bootstrap, "read_uncommitted"),
+        &w.all,
+        "read_uncommitted",
+    );
     assert!(c.errors().is_empty(), "{:?}", c.errors());
 }
 
@@ -495,7 +418,11 @@ fn a_thousand_random_transactions_against_librdkafkas_mock_cluster() {
     write_sentinels(&bootstrap);
     // librdkafka's MockCluster writes no markers: its log is every record written, the
     // committed ones among them once each and in order.
-    assert_eq!(read(&bootstrap, "read_uncommitted"), w.all);
+    assert_same_log(
+        &read(&bootstrap, "read_uncommitted"),
+        &w.all,
+        "read_uncommitted",
+    );
 }
 
 #[test]
@@ -547,7 +474,7 @@ fn a_second_kprod_producer_fences_the_first() {
     let mut want = read_template();
     // Key "k" of three partitions: murmur2 places it on partition 2.
     want.insert(("tx-a".into(), 2), vec!["second".to_string()]);
-    assert_eq!(read(&bootstrap, "read_committed"), want);
+    assert_same_log(&read(&bootstrap, "read_committed"), &want, "read_committed");
 }
 
 #[test]
@@ -586,8 +513,16 @@ fn transactions_v2_add_partitions_by_producing_and_bump_the_epoch_at_every_end()
         "one bump per end"
     );
     write_sentinels(&bootstrap);
-    assert_eq!(read(&bootstrap, "read_committed"), w.committed);
-    assert_eq!(read(&bootstrap, "read_uncommitted"), w.all);
+    assert_same_log(
+        &read(&bootstrap, "read_committed"),
+        &w.committed,
+        "read_committed",
+    );
+    assert_same_log(
+        &read(&bootstrap, "read_uncommitted"),
+        &w.all,
+        "read_uncommitted",
+    );
     assert!(c.errors().is_empty(), "{:?}", c.errors());
 }
 

@@ -227,6 +227,11 @@ impl Step {
     }
 }
 
+/// Why a producer is fenced, as far as it can tell.
+const FENCED: &str = "another producer with this transactional.id has started, or the \
+                      coordinator aborted the transaction for outliving \
+                      transaction.timeout.ms; close this producer";
+
 /// What a coordinator's answer to a step means.
 #[derive(Debug, Clone)]
 pub(crate) enum Reaction {
@@ -255,10 +260,7 @@ pub(crate) fn on_answer(step: &Step, code: ErrorCode, message: Option<&str>) -> 
         E::COORDINATOR_LOAD_IN_PROGRESS | E::CONCURRENT_TRANSACTIONS => {
             Reaction::Retry { rediscover: false }
         }
-        E::PRODUCER_FENCED | E::INVALID_PRODUCER_EPOCH => fail(
-            TransactionError::Fenced,
-            "another producer with this transactional.id has started",
-        ),
+        E::PRODUCER_FENCED | E::INVALID_PRODUCER_EPOCH => fail(TransactionError::Fenced, FENCED),
         E::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         | E::CLUSTER_AUTHORIZATION_FAILED
         | E::INVALID_TRANSACTION_TIMEOUT
@@ -298,7 +300,7 @@ pub(crate) fn record_failure(e: &Error) -> Error {
         Some(ErrorCode::PRODUCER_FENCED | ErrorCode::INVALID_PRODUCER_EPOCH) => Error::transaction(
             TransactionError::Fenced,
             e.kafka_code(),
-            format!("a record was refused: {e}; another producer with this transactional.id has started"),
+            format!("a record was refused: {e}; {FENCED}"),
         ),
         Some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED) => Error::transaction(
             TransactionError::Fatal,

@@ -27,6 +27,11 @@ pub enum TransactionState {
     Empty,
     /// Partitions or a group were added; not yet ended.
     Ongoing,
+    /// Ended with a commit; its markers are not all written yet (with
+    /// [`transaction_marker_delay`](super::MockClusterBuilder::transaction_marker_delay)).
+    PrepareCommit,
+    /// Ended with an abort (by the producer, a fencing init or the timeout); markers pending.
+    PrepareAbort,
     /// The last transaction committed.
     CompleteCommit,
     /// The last transaction aborted (by the producer, a new producer's init, or the timeout).
@@ -41,6 +46,8 @@ pub(crate) struct TxnEntry {
     pub timeout: Duration,
     pub state: TransactionState,
     pub started: Option<Instant>,
+    /// In a prepare state: when its markers are written.
+    pub markers_due: Option<Instant>,
     pub partitions: BTreeSet<(String, i32)>,
     pub groups: BTreeSet<String>,
     /// (group, topic, partition) → offset, visible at commit.
@@ -66,6 +73,9 @@ pub(crate) struct TxnData {
     pub placed: HashMap<String, i32>,
     /// Transactions aborted by their timeout.
     pub timed_out: u64,
+    /// How long an ended transaction stays in its prepare state before its markers are
+    /// written (zero: at once).
+    pub marker_delay: Duration,
 }
 
 /// A producer's epoch check: PRODUCER_FENCED from versions that know it, else
@@ -119,9 +129,19 @@ impl State {
         1 + (h % self.brokers.max(1) as u64) as i32
     }
 
-    /// Aborts the ongoing transactions that outlived their timeout (epoch bumped: the
-    /// producer is fenced).
+    /// The coordinator's clock: writes the markers that are due, then aborts the ongoing
+    /// transactions that outlived their timeout (epoch bumped: the producer is fenced).
     pub fn expire_transactions(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .txn
+            .ids
+            .iter()
+            .filter(|(_, e)| e.markers_due.is_some_and(|t| now >= t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.write_markers(&id);
+        }
         let expired: Vec<String> = self
             .txn
             .ids
@@ -140,21 +160,55 @@ impl State {
                 (e.producer_id, e.epoch)
             };
             self.producers.insert(bump.0, bump.1);
-            self.end_transaction(&id, false);
+            self.end_transaction(&id, false, now);
             self.txn.timed_out += 1;
         }
     }
 
-    /// Writes the markers and completes `id`'s ongoing transaction.
-    pub fn end_transaction(&mut self, id: &str, commit: bool) {
+    /// Ends `id`'s ongoing transaction: its prepare state, and its markers written
+    /// [`TxnData::marker_delay`] from `now` (at once with none).
+    pub fn end_transaction(&mut self, id: &str, commit: bool, now: Instant) {
+        let delay = self.txn.marker_delay;
         let Some(e) = self.txn.ids.get_mut(id) else {
             return;
+        };
+        e.state = if commit {
+            TransactionState::PrepareCommit
+        } else {
+            TransactionState::PrepareAbort
+        };
+        e.started = None;
+        e.markers_due = Some(now + delay);
+        if delay.is_zero() {
+            self.write_markers(id);
+        }
+    }
+
+    /// Whether `id` is between its end and its markers.
+    pub fn preparing(&self, id: &str) -> bool {
+        self.txn.ids.get(id).is_some_and(|e| {
+            matches!(
+                e.state,
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort
+            )
+        })
+    }
+
+    /// Writes a prepared transaction's markers and completes it.
+    fn write_markers(&mut self, id: &str) {
+        let Some(e) = self.txn.ids.get_mut(id) else {
+            return;
+        };
+        let commit = match e.state {
+            TransactionState::PrepareCommit => true,
+            TransactionState::PrepareAbort => false,
+            _ => return,
         };
         let (pid, epoch) = (e.producer_id, e.epoch);
         let parts: Vec<(String, i32)> = std::mem::take(&mut e.partitions).into_iter().collect();
         let offsets = std::mem::take(&mut e.pending_offsets);
         e.groups.clear();
-        e.started = None;
+        e.markers_due = None;
         e.state = if commit {
             TransactionState::CompleteCommit
         } else {
@@ -201,8 +255,20 @@ impl State {
             if current.0 >= 0 && (current.0 != e.producer_id || current.1 < e.epoch) {
                 return Err(fenced(knows_fenced));
             }
+            if self.preparing(id) {
+                return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
+            }
             if e.state == TransactionState::Ongoing {
-                self.end_transaction(id, false);
+                if !self.txn.marker_delay.is_zero() {
+                    // Fenced now; the init is answered once the abort's markers are out
+                    // (the client retries), as Kafka's coordinator does.
+                    let e = self.txn.ids.get_mut(id).expect("known");
+                    e.epoch = e.epoch.saturating_add(1);
+                    self.producers.insert(e.producer_id, e.epoch);
+                    self.end_transaction(id, false, Instant::now());
+                    return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
+                }
+                self.end_transaction(id, false, Instant::now());
             }
             let e = self.txn.ids.get_mut(id).expect("known");
             e.epoch = e.epoch.saturating_add(1);
@@ -224,6 +290,7 @@ impl State {
                 timeout,
                 state: TransactionState::Empty,
                 started: None,
+                markers_due: None,
                 partitions: BTreeSet::new(),
                 groups: BTreeSet::new(),
                 pending_offsets: BTreeMap::new(),
@@ -283,6 +350,12 @@ impl State {
             return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
         }
         let key = (topic.to_string(), partition);
+        if matches!(
+            e.state,
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort
+        ) {
+            return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
+        }
         if implicit && epoch == e.epoch {
             State::start_if_needed(e, Instant::now());
             e.partitions.insert(key);

@@ -172,6 +172,7 @@ pub struct MockClusterBuilder {
     first_producer_id: i64,
     transactions: bool,
     transaction_version: i16,
+    marker_delay: Duration,
     tls: Option<(String, Secret, Option<String>)>,
     sasl_mechanisms: Vec<Mechanism>,
     sasl_users: Vec<(String, Secret)>,
@@ -192,6 +193,7 @@ impl Default for MockClusterBuilder {
             first_producer_id: 1000,
             transactions: false,
             transaction_version: 0,
+            marker_delay: Duration::ZERO,
             tls: None,
             sasl_mechanisms: Vec::new(),
             sasl_users: Vec::new(),
@@ -271,6 +273,19 @@ impl MockClusterBuilder {
     pub fn transaction_version(mut self, level: i16) -> Self {
         self.transaction_version = level.max(0);
         self.transactions |= level > 0;
+        self
+    }
+
+    /// How long an ended transaction stays in PrepareCommit / PrepareAbort before its
+    /// markers are written (default zero: at once). Meanwhile the coordinator answers
+    /// CONCURRENT_TRANSACTIONS to the producer's next AddPartitionsToTxn, AddOffsetsToTxn,
+    /// InitProducerId or a repeated EndTxn, and the last stable offset stays where the
+    /// transaction began, as with Kafka's coordinator writing markers to slow brokers. The
+    /// markers are written at the first request (or [`MockCluster`] query) after the delay.
+    /// Implies [`accept_transactions`](Self::accept_transactions).
+    pub fn transaction_marker_delay(mut self, delay: Duration) -> Self {
+        self.marker_delay = delay;
+        self.transactions = true;
         self
     }
 
@@ -380,6 +395,7 @@ impl MockClusterBuilder {
             transaction_version: self.transaction_version,
         };
         let mut state = State::new(self.brokers as i32, self.first_producer_id);
+        state.txn.marker_delay = self.marker_delay;
         for (name, partitions) in &self.topics {
             state.create_topic(name, *partitions, None);
         }
@@ -617,7 +633,8 @@ impl MockCluster {
 
     /// The offset `group` has committed for a partition (through a committed transaction).
     pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
-        let st = self.shared.state.lock();
+        let mut st = self.shared.state.lock();
+        st.expire_transactions(std::time::Instant::now());
         st.txn
             .offsets
             .get(&(group.to_string(), topic.to_string(), partition))
@@ -627,7 +644,8 @@ impl MockCluster {
     /// A partition's last stable offset: where its earliest open transaction starts, else
     /// its end offset.
     pub fn last_stable_offset(&self, topic: &str, partition: i32) -> i64 {
-        let st = self.shared.state.lock();
+        let mut st = self.shared.state.lock();
+        st.expire_transactions(std::time::Instant::now());
         let end = st.partition(topic, partition).map_or(0, |p| p.end_offset);
         st.last_stable_offset(topic, partition, end)
     }

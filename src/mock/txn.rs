@@ -46,6 +46,12 @@ fn precheck(st: &mut State, api: ApiKey, broker: i32, key: &str) -> ErrorCode {
     ErrorCode::NONE
 }
 
+/// Between its end and its markers: the coordinator answers CONCURRENT_TRANSACTIONS.
+fn preparing(e: &super::coordinator::TxnEntry) -> bool {
+    use super::coordinator::TransactionState as S;
+    matches!(e.state, S::PrepareCommit | S::PrepareAbort)
+}
+
 pub(super) fn find_coordinator(
     shared: &Shared,
     _broker: i32,
@@ -153,6 +159,7 @@ pub(super) fn add_partitions_to_txn(
             v >= 2,
         ) {
             Err(e) => code = e,
+            Ok(e) if preparing(e) => code = ErrorCode::CONCURRENT_TRANSACTIONS,
             Ok(_) if !unknown.is_empty() => {}
             Ok(e) => {
                 State::start_if_needed(e, Instant::now());
@@ -216,6 +223,7 @@ pub(super) fn add_offsets_to_txn(
             v >= 2,
         ) {
             Err(e) => code = e,
+            Ok(e) if preparing(e) => code = ErrorCode::CONCURRENT_TRANSACTIONS,
             Ok(e) => {
                 State::start_if_needed(e, Instant::now());
                 e.groups.insert(req.group_id.clone());
@@ -296,20 +304,24 @@ pub(super) fn end_txn(
     let mut next = (req.producer_id, req.producer_epoch);
     // Transactions v2: a retry of an end that completed carries the epoch before the bump;
     // it is answered as it was (Kafka's coordinator does the same).
-    let retried = v >= 5
-        && st.txn.ids.get(&req.transactional_id).is_some_and(|e| {
-            e.producer_id == req.producer_id
-                && req.producer_epoch.checked_add(1) == Some(e.epoch)
-                && e.state
-                    == if req.committed {
-                        S::CompleteCommit
-                    } else {
-                        S::CompleteAbort
-                    }
+    let retried = (v >= 5)
+        .then(|| st.txn.ids.get(&req.transactional_id))
+        .flatten()
+        .filter(|e| {
+            e.producer_id == req.producer_id && req.producer_epoch.checked_add(1) == Some(e.epoch)
+        })
+        .and_then(|e| match (e.state, req.committed) {
+            (S::CompleteCommit, true) | (S::CompleteAbort, false) => {
+                Some((ErrorCode::NONE, (e.producer_id, e.epoch)))
+            }
+            (S::PrepareCommit, true) | (S::PrepareAbort, false) => {
+                Some((ErrorCode::CONCURRENT_TRANSACTIONS, next))
+            }
+            _ => None,
         });
-    if code.is_ok() && retried {
-        let e = &st.txn.ids[&req.transactional_id];
-        next = (e.producer_id, e.epoch);
+    if let (true, Some((c, ids))) = (code.is_ok(), retried) {
+        code = c;
+        next = ids;
     } else if code.is_ok() {
         match st.txn_producer(
             &req.transactional_id,
@@ -319,8 +331,11 @@ pub(super) fn end_txn(
         ) {
             Err(e) => code = e,
             Ok(e) => match (e.state, req.committed) {
+                (S::PrepareCommit, true) | (S::PrepareAbort, false) => {
+                    code = ErrorCode::CONCURRENT_TRANSACTIONS;
+                }
                 (S::Ongoing, commit) => {
-                    st.end_transaction(&req.transactional_id, commit);
+                    st.end_transaction(&req.transactional_id, commit, Instant::now());
                     if v >= 5 {
                         // Transactions v2: every end bumps the epoch.
                         let e = st.txn.ids.get_mut(&req.transactional_id).expect("known");

@@ -8,3 +8,4 @@ pub mod readback;
 pub mod scenario;
 pub mod secure;
 pub mod threads;
+pub mod txn;
