@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::transaction::{Call, GroupOffsets, State, Step, Transactions};
+use crate::engine::transaction::{plan, Call, GroupOffsets, State, Step, Transactions};
 use crate::error::{Deadline, Error, Location, TransactionError};
 use crate::Producer;
 
@@ -177,38 +177,15 @@ impl Producer {
     pub fn init_transactions(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let t = self.transactions()?;
-        {
-            let mut m = t.machine.lock();
-            m.check(Call::Init)?;
-            if m.state == State::Uninitialized {
-                m.start(Call::Init);
-                t.publish(&m);
-            }
-        }
-        self.run_call(
-            t,
-            Call::Init,
-            || {
-                VecDeque::from([
-                    Step::FindCoordinator { group: None },
-                    Step::InitProducerId { bump: false },
-                ])
-            },
-            deadline,
-            timeout,
-        )
+        t.enter(Call::Init)?;
+        self.run_call(t, Call::Init, || plan(Call::Init, None), deadline, timeout)
     }
 
     /// Opens a transaction: the records sent from now until
     /// [`commit_transaction`](Self::commit_transaction) are written together or not at all.
     /// Local only (the coordinator learns of each partition as its first batch goes).
     pub fn begin_transaction(&self) -> Result<(), Error> {
-        let t = self.transactions()?;
-        let mut m = t.machine.lock();
-        m.check(Call::Begin)?;
-        m.start(Call::Begin);
-        t.publish(&m);
-        Ok(())
+        self.transactions()?.enter(Call::Begin)
     }
 
     /// Commits `offsets` for the consumer group `group` with the open transaction (KIP-447):
@@ -238,12 +215,7 @@ impl Producer {
         self.run_call(
             t,
             Call::SendOffsets,
-            || {
-                VecDeque::from([
-                    Step::AddOffsets { group: g.clone() },
-                    Step::TxnOffsetCommit { group: g },
-                ])
-            },
+            || plan(Call::SendOffsets, Some(g)),
             deadline,
             timeout,
         )
@@ -257,15 +229,8 @@ impl Producer {
     pub fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let t = self.transactions()?;
-        {
-            let mut m = t.machine.lock();
-            m.check(Call::Commit)?;
-            if m.state == State::InTransaction {
-                m.start(Call::Commit);
-                t.publish(&m);
-            }
-        }
-        if t.machine.lock().posted != Some(Call::Commit) {
+        t.enter(Call::Commit)?;
+        if !t.is_posted(Call::Commit) {
             // Every record of the transaction acknowledged first.
             self.shared.flushing.fetch_add(1, SeqCst);
             self.shared.wake_all();
@@ -282,7 +247,7 @@ impl Producer {
         self.run_call(
             t,
             Call::Commit,
-            || VecDeque::from([Step::EndTxn { commit: true }]),
+            || plan(Call::Commit, None),
             deadline,
             timeout,
         )
@@ -296,15 +261,8 @@ impl Producer {
     pub fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let t = self.transactions()?;
-        {
-            let mut m = t.machine.lock();
-            m.check(Call::Abort)?;
-            if m.state != State::Aborting {
-                m.start(Call::Abort);
-                t.publish(&m);
-            }
-        }
-        if t.machine.lock().posted != Some(Call::Abort) {
+        t.enter(Call::Abort)?;
+        if !t.is_posted(Call::Abort) {
             let n = self.shared.purges.request(false);
             self.shared.wake_all();
             if !self.shared.purges.wait(n, deadline) || !self.shared.wait_idle(deadline) {
@@ -314,7 +272,7 @@ impl Producer {
         self.run_call(
             t,
             Call::Abort,
-            || VecDeque::from([Step::EndTxn { commit: false }]),
+            || plan(Call::Abort, None),
             deadline,
             timeout,
         )

@@ -308,10 +308,14 @@ impl Purges {
         self.signal.notify();
     }
 
+    /// Whether every thread has carried out request `n`.
+    pub fn carried(&self, n: u64) -> bool {
+        self.done.iter().all(|d| d.load(SeqCst) >= n)
+    }
+
     /// Waits until every thread has carried out request `n`, or `deadline`.
     pub fn wait(&self, n: u64, deadline: Instant) -> bool {
-        let all = || self.done.iter().all(|d| d.load(SeqCst) >= n);
-        all() || self.signal.wait_until(deadline, all)
+        self.carried(n) || self.signal.wait_until(deadline, || self.carried(n))
     }
 }
 
@@ -568,6 +572,14 @@ impl Shared {
         Metrics::add(&self.metrics.records_failed, n as u64);
         completions.fail(error, deliver);
         self.release(n, reserved);
+        if let (Some(t), true) = (&self.txn, n > 0) {
+            // Records of the open transaction failed before they had a batch (the topic's
+            // metadata never came, a purge, close): it cannot commit without them. Without
+            // this a commit succeeded with them missing (found by the transactional
+            // simulation, seed 924).
+            t.fail(transaction::record_failure(error));
+            self.notify_done();
+        }
     }
 
     /// Puts the producer in its fatal state (see [`fatal`](Self::fatal)); the first error

@@ -206,6 +206,24 @@ pub(crate) enum Target {
     Group,
 }
 
+/// The coordinator steps of `call` (`group`: send_offsets' offsets).
+pub(crate) fn plan(call: Call, group: Option<GroupOffsets>) -> VecDeque<Step> {
+    match (call, group) {
+        (Call::Init, _) => VecDeque::from([
+            Step::FindCoordinator { group: None },
+            Step::InitProducerId { bump: false },
+        ]),
+        (Call::SendOffsets, Some(g)) => VecDeque::from([
+            Step::AddOffsets { group: g.clone() },
+            Step::TxnOffsetCommit { group: g },
+        ]),
+        (Call::Commit, _) => VecDeque::from([Step::EndTxn { commit: true }]),
+        (Call::Abort, _) => VecDeque::from([Step::EndTxn { commit: false }]),
+        // Local calls.
+        (Call::Begin | Call::Send | Call::SendOffsets, _) => VecDeque::new(),
+    }
+}
+
 impl Step {
     pub fn target(&self) -> Target {
         match self {
@@ -382,21 +400,44 @@ impl Transactions {
             .unwrap_or_else(|| invalid("the transaction is ending"))
     }
 
+    /// Checks `call` against the state and enters it: Initializing, InTransaction,
+    /// Committing or Aborting (a call repeated after a timeout finds its state entered).
+    pub fn enter(&self, call: Call) -> Result<(), Error> {
+        let mut m = self.machine.lock();
+        m.check(call)?;
+        let go = match call {
+            Call::Init => m.state == State::Uninitialized,
+            Call::Begin => true,
+            Call::Commit => m.state == State::InTransaction,
+            Call::Abort => m.state != State::Aborting,
+            Call::Send | Call::SendOffsets => false,
+        };
+        if go {
+            m.start(call);
+            self.publish(&m);
+        }
+        Ok(())
+    }
+
+    /// Whether `call`'s coordinator steps are handed over already (a repeated commit or
+    /// abort then skips its records' part: the flush, the purge).
+    pub fn is_posted(&self, call: Call) -> bool {
+        self.machine.lock().posted == Some(call)
+    }
+
     /// Hands `call`'s steps to thread 0 (unless an earlier, timed-out attempt of the same
-    /// call already did), then waits for its outcome until `deadline`. `None`: it has not
-    /// come (the call may be repeated).
-    pub fn run(
+    /// call already did) and wakes it (`wake`).
+    pub fn post(
         &self,
         call: Call,
         steps: impl FnOnce() -> VecDeque<Step>,
         wake: impl FnOnce(),
-        deadline: Instant,
-    ) -> Option<Result<(), Error>> {
+    ) -> Result<(), Error> {
         {
             let mut m = self.machine.lock();
             match m.posted {
                 Some(c) if c == call => {}
-                Some(_) => return Some(Err(invalid("another transaction call is under way"))),
+                Some(_) => return Err(invalid("another transaction call is under way")),
                 None => {
                     *self.op.lock() = Some(Op {
                         call,
@@ -408,7 +449,31 @@ impl Transactions {
         }
         self.wanted.store(true, SeqCst);
         wake();
+        Ok(())
+    }
+
+    /// [`post`](Self::post)s `call`, then waits for its outcome until `deadline`. `None`: it
+    /// has not come (the call may be repeated).
+    pub fn run(
+        &self,
+        call: Call,
+        steps: impl FnOnce() -> VecDeque<Step>,
+        wake: impl FnOnce(),
+        deadline: Instant,
+    ) -> Option<Result<(), Error>> {
+        if let Err(e) = self.post(call, steps, wake) {
+            return Some(Err(e));
+        }
         self.wait(call, deadline)
+    }
+
+    /// The outcome of `call`, if it has come (taken: it is returned once).
+    pub fn take(&self, call: Call) -> Option<Result<(), Error>> {
+        let mut o = self.outcome.lock();
+        match &*o {
+            Some((c, _)) if *c == call => o.take().map(|(_, r)| r),
+            _ => None,
+        }
     }
 
     /// Thread 0 finished the op for `call`.
@@ -433,20 +498,13 @@ impl Transactions {
 
     /// Waits for the outcome of `call` until `deadline`; `None` if it has not come.
     pub fn wait(&self, call: Call, deadline: Instant) -> Option<Result<(), Error>> {
-        let take = || {
-            let mut o = self.outcome.lock();
-            match &*o {
-                Some((c, _)) if *c == call => o.take().map(|(_, r)| r),
-                _ => None,
-            }
-        };
         let mut g = self.done_lock.lock();
         loop {
-            if let Some(r) = take() {
+            if let Some(r) = self.take(call) {
                 return Some(r);
             }
             if self.done.wait_until(&mut g, deadline).timed_out() {
-                return take();
+                return self.take(call);
             }
         }
     }

@@ -43,6 +43,9 @@ pub enum TransactionState {
 pub(crate) struct TxnEntry {
     pub producer_id: i64,
     pub epoch: i16,
+    /// The epoch the producer gave to the init that made `epoch` (-1: none), to answer a
+    /// retry of it.
+    pub last_epoch: i16,
     pub timeout: Duration,
     pub state: TransactionState,
     pub started: Option<Instant>,
@@ -252,6 +255,15 @@ impl State {
         }
         let timeout = Duration::from_millis(timeout_ms as u64);
         if let Some(e) = self.txn.ids.get(id) {
+            // A retry of the bump that made this epoch (its answer was lost): answered as
+            // it was (Kafka keeps the last epoch for this, KIP-360).
+            if current.0 == e.producer_id
+                && current.1 >= 0
+                && current.1 == e.last_epoch
+                && e.state == TransactionState::Empty
+            {
+                return Ok((e.producer_id, e.epoch));
+            }
             if current.0 >= 0 && (current.0 != e.producer_id || current.1 < e.epoch) {
                 return Err(fenced(knows_fenced));
             }
@@ -265,12 +277,17 @@ impl State {
                     let e = self.txn.ids.get_mut(id).expect("known");
                     e.epoch = e.epoch.saturating_add(1);
                     self.producers.insert(e.producer_id, e.epoch);
-                    self.end_transaction(id, false, Instant::now());
+                    self.end_transaction(id, false, self.now());
                     return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
                 }
-                self.end_transaction(id, false, Instant::now());
+                self.end_transaction(id, false, self.now());
             }
             let e = self.txn.ids.get_mut(id).expect("known");
+            e.last_epoch = if current.0 == e.producer_id {
+                current.1
+            } else {
+                -1
+            };
             e.epoch = e.epoch.saturating_add(1);
             e.timeout = timeout;
             e.state = TransactionState::Empty;
@@ -287,6 +304,7 @@ impl State {
             TxnEntry {
                 producer_id: pid,
                 epoch: 0,
+                last_epoch: -1,
                 timeout,
                 state: TransactionState::Empty,
                 started: None,
@@ -340,6 +358,7 @@ impl State {
         epoch: i16,
         implicit: bool,
     ) -> Result<(), ErrorCode> {
+        let now = self.now();
         let e = self
             .txn
             .by_pid
@@ -357,7 +376,7 @@ impl State {
             return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
         }
         if implicit && epoch == e.epoch {
-            State::start_if_needed(e, Instant::now());
+            State::start_if_needed(e, now);
             e.partitions.insert(key);
             return Ok(());
         }

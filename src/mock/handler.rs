@@ -177,6 +177,12 @@ pub(crate) fn handle(shared: &Shared, broker: i32, header: &RequestHeader, body:
     if api != ApiKey::PRODUCE && api != ApiKey::FETCH {
         shared.state.lock().capture_request(broker, header, body);
     }
+    if shared.config.transactions {
+        // The coordinator's clock: markers that are due, transactions past their timeout.
+        let mut st = shared.state.lock();
+        let now = st.now();
+        st.expire_transactions(now);
+    }
     let Some((lo, hi)) = profile.range(api, shared.config.transactions) else {
         return Outcome::Close(format!("unsupported API {api:?} v{v}"));
     };
@@ -701,9 +707,6 @@ fn list_offsets(
     req: ListOffsetsRequest,
 ) -> Outcome {
     let mut st = shared.state.lock();
-    if shared.config.transactions {
-        st.expire_transactions(Instant::now());
-    }
     let forced = st.take_failure(ApiKey::LIST_OFFSETS.0);
     let read_committed = req.isolation_level == 1;
     let topics = req
@@ -772,7 +775,8 @@ fn fetch_response(
 ) -> (Vec<u8>, bool) {
     let mut st = shared.state.lock();
     if shared.config.transactions {
-        st.expire_transactions(Instant::now());
+        let now = st.now();
+        st.expire_transactions(now);
     }
     let read_committed = f.req.isolation_level == 1;
     let mut budget = f.req.max_bytes.max(0) as usize;

@@ -618,7 +618,8 @@ impl MockCluster {
     /// the transaction timeout first.
     pub fn transaction_state(&self, transactional_id: &str) -> Option<TransactionState> {
         let mut st = self.shared.state.lock();
-        st.expire_transactions(std::time::Instant::now());
+        let now = st.now();
+        st.expire_transactions(now);
         st.txn.ids.get(transactional_id).map(|e| e.state)
     }
 
@@ -634,7 +635,8 @@ impl MockCluster {
     /// The offset `group` has committed for a partition (through a committed transaction).
     pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
         let mut st = self.shared.state.lock();
-        st.expire_transactions(std::time::Instant::now());
+        let now = st.now();
+        st.expire_transactions(now);
         st.txn
             .offsets
             .get(&(group.to_string(), topic.to_string(), partition))
@@ -645,7 +647,8 @@ impl MockCluster {
     /// its end offset.
     pub fn last_stable_offset(&self, topic: &str, partition: i32) -> i64 {
         let mut st = self.shared.state.lock();
-        st.expire_transactions(std::time::Instant::now());
+        let now = st.now();
+        st.expire_transactions(now);
         let end = st.partition(topic, partition).map_or(0, |p| p.end_offset);
         st.last_stable_offset(topic, partition, end)
     }
@@ -653,8 +656,24 @@ impl MockCluster {
     /// How many transactions the coordinator aborted because they outlived their timeout.
     pub fn transactions_timed_out(&self) -> u64 {
         let mut st = self.shared.state.lock();
-        st.expire_transactions(std::time::Instant::now());
+        let now = st.now();
+        st.expire_transactions(now);
         st.txn.timed_out
+    }
+
+    /// The records a read_committed consumer reads from a partition: up to its last stable
+    /// offset, without control records and without the records of aborted transactions.
+    pub fn committed_records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
+        let mut st = self.shared.state.lock();
+        let now = st.now();
+        st.expire_transactions(now);
+        st.committed_records(topic, partition)
+    }
+
+    /// Runs the coordinator (timeouts, marker delays) on `clock` (the simulation's).
+    #[cfg(test)]
+    pub(crate) fn set_clock(&self, clock: Arc<parking_lot::Mutex<std::time::Instant>>) {
+        self.shared.state.lock().clock = Some(clock);
     }
 
     /// The batches stored in a partition, decoded, in offset order (base offsets as

@@ -100,6 +100,9 @@ pub(crate) struct State {
     pub drop_after_bytes: Vec<Option<u64>>,
     /// The transaction coordinator's data ([`super::coordinator`]).
     pub txn: super::coordinator::TxnData,
+    /// The simulation's virtual clock, for the coordinator's timeouts and marker delays
+    /// (`None`: the wall clock).
+    pub clock: Option<std::sync::Arc<parking_lot::Mutex<std::time::Instant>>>,
     next_topic_id: u64,
 }
 
@@ -146,6 +149,7 @@ impl State {
             drop_on_request: vec![None; brokers as usize],
             drop_after_bytes: vec![None; brokers as usize],
             txn: Default::default(),
+            clock: None,
             next_topic_id: 1,
         }
     }
@@ -218,6 +222,13 @@ impl State {
             self.fail.remove(&api);
         }
         e
+    }
+
+    /// Now, by the coordinator's clock.
+    pub fn now(&self) -> std::time::Instant {
+        self.clock
+            .as_ref()
+            .map_or_else(std::time::Instant::now, |c| *c.lock())
     }
 
     /// Appends raw batches (already validated or not) to a partition, assigning offsets by
@@ -336,9 +347,38 @@ impl State {
 
     /// The decoded records of a partition, in offset order.
     pub fn records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
+        self.records_where(topic, partition, |_| true)
+    }
+
+    /// What a read_committed consumer reads: up to the last stable offset, without the
+    /// records of aborted transactions.
+    pub fn committed_records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
+        let end = self.partition(topic, partition).map_or(0, |p| p.end_offset);
+        let lso = self.last_stable_offset(topic, partition, end);
+        let aborted = self
+            .txn
+            .aborted
+            .get(&(topic.to_string(), partition))
+            .map_or(&[][..], Vec::as_slice);
+        self.records_where(topic, partition, |b| {
+            b.base_offset < lso
+                && !(b.transactional
+                    && aborted.iter().any(|&(pid, first, marker)| {
+                        pid == b.producer_id && (first..marker).contains(&b.base_offset)
+                    }))
+        })
+    }
+
+    /// The records of the batches `keep` accepts (control batches never), in offset order.
+    fn records_where(
+        &self,
+        topic: &str,
+        partition: i32,
+        keep: impl Fn(&RecordBatch) -> bool,
+    ) -> Vec<StoredRecord> {
         let mut out = Vec::new();
         for b in self.batches(topic, partition) {
-            if b.control {
+            if b.control || !keep(&b) {
                 continue;
             }
             for (i, r) in b.records.into_iter().enumerate() {

@@ -28,7 +28,6 @@ use crate::protocol::messages::txn_offset_commit::{
 use crate::protocol::{ApiKey, ErrorCode};
 
 use super::state::State;
-use std::time::Instant;
 
 use super::handler::{respond, Outcome};
 use super::server::Shared;
@@ -36,7 +35,8 @@ use super::server::Shared;
 /// The error for a request about `key` at `broker`: injected, or NOT_COORDINATOR at the
 /// wrong broker; the state is locked and expired transactions aborted first.
 fn precheck(st: &mut State, api: ApiKey, broker: i32, key: &str) -> ErrorCode {
-    st.expire_transactions(Instant::now());
+    let now = st.now();
+    st.expire_transactions(now);
     if let Some(code) = st.take_failure(api.0) {
         return code;
     }
@@ -145,6 +145,7 @@ pub(super) fn add_partitions_to_txn(
         broker,
         &req.transactional_id,
     );
+    let now = st.now();
     let unknown: Vec<(String, i32)> = req
         .topics
         .iter()
@@ -162,7 +163,7 @@ pub(super) fn add_partitions_to_txn(
             Ok(e) if preparing(e) => code = ErrorCode::CONCURRENT_TRANSACTIONS,
             Ok(_) if !unknown.is_empty() => {}
             Ok(e) => {
-                State::start_if_needed(e, Instant::now());
+                State::start_if_needed(e, now);
                 for t in &req.topics {
                     for &p in &t.partitions {
                         e.partitions.insert((t.name.clone(), p));
@@ -215,6 +216,7 @@ pub(super) fn add_offsets_to_txn(
         broker,
         &req.transactional_id,
     );
+    let now = st.now();
     if code.is_ok() {
         match st.txn_producer(
             &req.transactional_id,
@@ -225,7 +227,7 @@ pub(super) fn add_offsets_to_txn(
             Err(e) => code = e,
             Ok(e) if preparing(e) => code = ErrorCode::CONCURRENT_TRANSACTIONS,
             Ok(e) => {
-                State::start_if_needed(e, Instant::now());
+                State::start_if_needed(e, now);
                 e.groups.insert(req.group_id.clone());
             }
         }
@@ -331,11 +333,13 @@ pub(super) fn end_txn(
         ) {
             Err(e) => code = e,
             Ok(e) => match (e.state, req.committed) {
-                (S::PrepareCommit, true) | (S::PrepareAbort, false) => {
+                // Its markers are being written (Kafka: a transition in progress): retry.
+                (S::PrepareCommit | S::PrepareAbort, _) => {
                     code = ErrorCode::CONCURRENT_TRANSACTIONS;
                 }
                 (S::Ongoing, commit) => {
-                    st.end_transaction(&req.transactional_id, commit, Instant::now());
+                    let now = st.now();
+                    st.end_transaction(&req.transactional_id, commit, now);
                     if v >= 5 {
                         // Transactions v2: every end bumps the epoch.
                         let e = st.txn.ids.get_mut(&req.transactional_id).expect("known");

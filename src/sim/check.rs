@@ -138,7 +138,10 @@ pub(super) fn check(w: &World) -> Result<(), String> {
                 None => return Err(format!("record {i} reported at {p}/{off}, not in the log")),
             },
             Err(err) => {
-                if i >= w.quiet_from {
+                // (A transactional run's abort after the faults is checked with the
+                // transactions.)
+                let aborted = w.txn.as_ref().is_some_and(|d| d.aborted.contains(&i));
+                if i >= w.quiet_from && !aborted {
                     return Err(format!(
                         "record {i}, sent after every fault was over, failed: {err}"
                     ));
@@ -158,6 +161,11 @@ pub(super) fn check(w: &World) -> Result<(), String> {
                                     | ErrorCode::INVALID_PRODUCER_EPOCH
                             )
                     }
+                    // Failed by the abort of its transaction before it was sent.
+                    Error::Transaction {
+                        kind: crate::TransactionError::Abortable,
+                        ..
+                    } => w.txn.as_ref().is_some_and(|d| d.aborted.contains(&i)),
                     _ => false,
                 };
                 if !named {

@@ -24,6 +24,7 @@
 mod check;
 mod network;
 mod scenario;
+mod txn;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
@@ -85,10 +86,12 @@ struct World {
     /// Broker-side protocol violations (the mock closed a connection on a bad request).
     violations: Vec<String>,
     trace: bool,
+    /// A transactional run's application ([`txn`]).
+    txn: Option<txn::Driver>,
 }
 
 impl World {
-    fn new(seed: u64, trace: bool) -> World {
+    fn new(seed: u64, trace: bool, transactional: bool) -> World {
         let mut rng = Rng::new(seed);
         let sc = Scenario::draw(&mut rng);
         let start = Instant::now();
@@ -111,9 +114,16 @@ impl World {
             .metadata_timeout(Duration::from_secs(5))
             .metadata_rebootstrap_trigger(Duration::from_millis(rng.range(300, 10_000)))
             .connection_setup_timeout(Duration::from_secs(2))
-            .queue_capacity(rng.range(4, 64) as usize)
-            .build_config()
-            .expect("a valid simulated config");
+            .queue_capacity(rng.range(4, 64) as usize);
+        // The coordinator's timeout (its longest) outlasts every run.
+        let config = if transactional {
+            config
+                .transactional_id("sim-txn")
+                .transaction_timeout(Duration::from_secs(900))
+        } else {
+            config
+        };
+        let config = config.build_config().expect("a valid simulated config");
         let wakes = (0..sc.io_threads).map(|_| ThreadWake::new(|| {})).collect();
         let mut shared = Shared::new(
             config,
@@ -127,10 +137,21 @@ impl World {
         let cores = (0..sc.io_threads)
             .map(|i| EngineCore::new(i, shared.clone(), tx.clone()))
             .collect();
-        let cluster = MockCluster::builder()
+        let mut builder = MockCluster::builder()
             .brokers(sc.brokers)
-            .topic(TOPIC, sc.partitions)
-            .build_simulated();
+            .topic(TOPIC, sc.partitions);
+        if transactional {
+            let delay = Duration::from_micros(rng.range(0, 20_000));
+            let level = if rng.chance(0.3) { 2 } else { 0 };
+            if trace {
+                eprintln!("transactions: marker delay {delay:?}, transaction.version {level}");
+            }
+            builder = builder
+                .transaction_marker_delay(delay)
+                .transaction_version(level);
+        }
+        let cluster = builder.build_simulated();
+        cluster.set_clock(clock.clone());
         cluster.set_max_message_bytes(TOPIC, sc.max_message_bytes);
         let events = sc
             .events
@@ -161,6 +182,7 @@ impl World {
             phase: Phase::Sending,
             violations: Vec::new(),
             trace,
+            txn: transactional.then(txn::Driver::new),
         }
     }
 
@@ -187,7 +209,7 @@ impl World {
             self.fire_events();
             self.caller();
             self.network()?;
-            let again = self.turn();
+            let again = self.turn() | self.txn_ready();
             if self.phase == Phase::Closing && self.cores.iter().all(EngineCore::is_finished) {
                 return self.finish();
             }
@@ -266,7 +288,8 @@ impl World {
             }
         };
         take(self.events.first().map(|e| e.0));
-        if self.sending() {
+        // A transactional caller keeps pace only inside a transaction.
+        if self.sending() && self.txn.as_ref().is_none_or(txn::Driver::open) {
             take(Some(self.next_send));
         }
         for l in &self.links {
@@ -366,15 +389,22 @@ impl World {
     /// The caller: a burst of records when due; then, once every fault-phase record is sent
     /// and every fault is over, the quiet phase; then the flush.
     fn caller(&mut self) {
-        if self.sending() && self.next_send <= self.now {
+        if self.txn.is_some() {
+            self.txn_caller();
+        } else if self.sending() && self.next_send <= self.now {
             let end = match self.phase {
                 Phase::Sending => self.quiet_from,
                 _ => self.ledger.len(),
             };
             let mut sent = 0;
             while self.next_record < end && sent < self.sc.burst {
-                if !self.send(self.next_record) {
-                    break; // buffer or ring full: try again after the next gap
+                match self.send(self.next_record) {
+                    Ok(true) => {}
+                    Ok(false) => break, // buffer or ring full: try again after the next gap
+                    Err(e) => panic!(
+                        "seed {}: record {} refused: {e}",
+                        self.seed, self.next_record
+                    ),
                 }
                 self.next_record += 1;
                 sent += 1;
@@ -382,7 +412,10 @@ impl World {
             let gap = self.rng.range(self.sc.gap_us.0, self.sc.gap_us.1);
             self.next_send = self.now + Duration::from_micros(gap);
         }
-        if self.phase == Phase::Sending
+        // A transactional caller first ends its transaction.
+        let settled = self.txn.as_ref().is_none_or(txn::Driver::idle);
+        if settled
+            && self.phase == Phase::Sending
             && self.next_record == self.quiet_from
             && self.events.is_empty()
         {
@@ -394,16 +427,16 @@ impl World {
                 + self.shared.config.metadata_max_age;
             self.schedule(settle, Event::Quiet);
         }
-        if self.phase == Phase::Quiet && self.next_record == self.ledger.len() {
+        if settled && self.phase == Phase::Quiet && self.next_record == self.ledger.len() {
             self.log(|| "every record sent; flushing".into());
             self.phase = Phase::Flushing;
             self.shared.flushing.store(1, SeqCst);
         }
     }
 
-    /// Sends record `i` with a callback that books its outcome; false if it could not be
-    /// enqueued now (full), which is not a failure.
-    fn send(&mut self, i: usize) -> bool {
+    /// Sends record `i` with a callback that books its outcome; `Ok(false)` if it could not
+    /// be enqueued now (full), which is not a failure; `Err`: refused (a transaction's state).
+    fn send(&mut self, i: usize) -> Result<bool, crate::Error> {
         let key = format!("k{}", i % 29);
         let value = format!("{i:08}");
         let ledger = self.ledger.clone();
@@ -424,16 +457,14 @@ impl World {
         match self.shared.enqueue(TOPIC, None, r, None) {
             Ok(()) => {
                 self.ledger.sent(i, self.now);
-                true
+                Ok(true)
             }
             Err((e, r)) => {
                 r.completer.disarm();
-                assert!(
-                    matches!(e, crate::Error::QueueFull { .. }),
-                    "seed {}: record {i} refused: {e}",
-                    self.seed
-                );
-                false
+                match e {
+                    crate::Error::QueueFull { .. } => Ok(false),
+                    e => Err(e),
+                }
             }
         }
     }
@@ -612,13 +643,19 @@ impl World {
         if let Some(e) = errors.first() {
             return Err(format!("the cluster saw a protocol error: {e}"));
         }
-        check::check(self)
+        check::check(self)?;
+        if self.txn.is_some() {
+            // The last markers are due by now.
+            *self.clock.lock() = self.now + Duration::from_secs(60);
+            self.check_transactions()?;
+        }
+        Ok(())
     }
 }
 
 /// Runs seed `seed`; `Err` says what broke, with the seed.
-fn run_seed(seed: u64, trace: bool) -> Result<(), String> {
-    let mut w = World::new(seed, trace);
+fn run_seed(seed: u64, trace: bool, transactional: bool) -> Result<(), String> {
+    let mut w = World::new(seed, trace, transactional);
     let r = w.run();
     if trace && r.is_err() {
         for (i, c) in w.cores.iter().enumerate() {
@@ -648,37 +685,58 @@ fn run_seed(seed: u64, trace: bool) -> Result<(), String> {
     }
     r.map_err(|e| {
         format!(
-            "seed {seed}: {e}\n  scenario: {:?}\n  metrics: {:?}\n  replay: KPROD_SIM_SEED={seed} \
+            "seed {seed}{}: {e}\n  scenario: {:?}\n  metrics: {:?}{}\n  replay: {}={seed} \
              cargo test --features mock --lib sim::",
+            if transactional {
+                " (transactional)"
+            } else {
+                ""
+            },
             w.sc,
-            w.shared.metrics.snapshot(0, 0)
+            w.shared.metrics.snapshot(0, 0),
+            w.txn
+                .as_ref()
+                .map(|d| {
+                    format!(
+                        "\n  transactions: {:?} committed/aborted, at {:?}{}",
+                        d.counts,
+                        d.stage,
+                        d.fatal
+                            .as_ref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default(),
+            if transactional {
+                "KPROD_SIM_TXN_SEED"
+            } else {
+                "KPROD_SIM_SEED"
+            },
         )
     })
 }
 
-#[test]
-fn simulated_runs_keep_every_promise() {
-    if let Some(seed) = std::env::var("KPROD_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        if let Err(e) = run_seed(seed, true) {
+/// Runs the seeds the environment names (`{prefix}_SEED` replays one, traced;
+/// `{prefix}_SEEDS` and `{prefix}_FIRST` a range), else `default` seeds from 0.
+fn run_seeds(transactional: bool, prefix: &str, default: u64) {
+    let var = |name: &str| {
+        std::env::var(format!("{prefix}_{name}"))
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    if let Some(seed) = var("SEED") {
+        if let Err(e) = run_seed(seed, true, transactional) {
             panic!("{e}");
         }
         return;
     }
-    let n: u64 = std::env::var("KPROD_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2_000);
-    let first: u64 = std::env::var("KPROD_SIM_FIRST")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let n = var("SEEDS").unwrap_or(default);
+    let first = var("FIRST").unwrap_or(0);
     let t = Instant::now();
     let mut failures = Vec::new();
     for seed in first..first + n {
-        if let Err(e) = run_seed(seed, false) {
+        if let Err(e) = run_seed(seed, false, transactional) {
             failures.push(e);
             if failures.len() >= 3 {
                 break;
@@ -687,19 +745,36 @@ fn simulated_runs_keep_every_promise() {
     }
     let took = t.elapsed();
     eprintln!(
-        "simulation: {n} seeds from {first} in {took:?} ({:.0} seeds/s)",
+        "simulation{}: {n} seeds from {first} in {took:?} ({:.0} seeds/s)",
+        if transactional {
+            " (transactional)"
+        } else {
+            ""
+        },
         n as f64 / took.as_secs_f64()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]
+fn simulated_runs_keep_every_promise() {
+    run_seeds(false, "KPROD_SIM", 2_000);
+}
+
+/// Transactional runs ([`txn`]): `KPROD_SIM_TXN_SEED`, `KPROD_SIM_TXN_SEEDS`,
+/// `KPROD_SIM_TXN_FIRST`.
+#[test]
+fn simulated_transactional_runs_keep_every_promise() {
+    run_seeds(true, "KPROD_SIM_TXN", 1_000);
+}
+
+#[test]
 fn the_same_seed_replays_the_same_run() {
     for seed in [3, 17, 101] {
-        let a = World::new(seed, false);
+        let a = World::new(seed, false, seed == 17);
         let mut a = a;
         let ra = a.run();
-        let mut b = World::new(seed, false);
+        let mut b = World::new(seed, false, seed == 17);
         let rb = b.run();
         assert_eq!(ra, rb);
         assert_eq!(

@@ -289,6 +289,14 @@ impl EngineCore {
             if batches.is_empty() {
                 continue;
             }
+            if let (Some(t), Some(tv)) = (&self.shared.txn, versions.txn) {
+                if tv.v2 {
+                    // Transactions v2: this Produce may add its partitions to the
+                    // transaction, so ending it takes an EndTxn (records purged unsent never
+                    // reached the coordinator: an empty transaction ends locally).
+                    t.joined.store(true, SeqCst);
+                }
+            }
             let mut topics: Vec<TopicProduceData> = Vec::new();
             for (p, b) in &batches {
                 let data = PartitionProduceData {

@@ -70,10 +70,9 @@ impl EngineCore {
         };
         let cur = t.current.load(SeqCst);
         if t.v2.load(SeqCst) {
-            // Transactions v2: the Produce itself adds the partition.
-            if p.txn_added.swap(cur, SeqCst) != cur {
-                t.joined.store(true, SeqCst);
-            }
+            // Transactions v2: the Produce itself adds the partition (and marks the
+            // transaction joined when it goes).
+            p.txn_added.store(cur, SeqCst);
             return;
         }
         if p.txn_added.load(SeqCst) != cur && p.txn_queued.swap(cur, SeqCst) != cur {
