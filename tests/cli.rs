@@ -430,6 +430,89 @@ fn mock_serves_tls_and_sasl_and_produce_reaches_it_with_x_properties() {
 }
 
 #[test]
+fn mock_requires_client_certificates_and_perf_takes_security_x_properties() {
+    let pki = certs::pki();
+    let dir = std::env::temp_dir().join(format!("kprod-cli-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (cert, key, ca) = (
+        file("broker.pem", &pki.broker.cert),
+        file("broker.key", &pki.broker.key),
+        file("ca.pem", &pki.ca),
+    );
+    let (client_cert, client_key) = (
+        file("client.pem", &pki.client.cert),
+        file("client.key", &pki.client.key),
+    );
+    let args = [
+        "--topic",
+        "sec:2",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+        "--sasl-mechanism",
+        "PLAIN",
+        "--sasl-user",
+        "perf:perf-secret",
+    ];
+    let (mut child, bootstrap, protocol) = start_mock_secured(&args, Stdio::null());
+    assert_eq!(protocol, "security.protocol=SASL_SSL");
+    let perf = |with_client_cert: bool| {
+        let mut cmd = kprod();
+        cmd.args(["perf", "-b", &bootstrap, "-t", "sec"])
+            .args(["--num-records", "500", "--record-size", "64"])
+            .args([
+                "-X",
+                "security.protocol=SASL_SSL",
+                "-X",
+                &format!("ssl.ca.location={ca}"),
+                "-X",
+                "sasl.mechanism=PLAIN",
+                "-X",
+                "sasl.username=perf",
+                "-X",
+                "sasl.password=perf-secret",
+                "-X",
+                "message.timeout.ms=3000",
+                "-X",
+                "request.timeout.ms=1000",
+            ]);
+        if with_client_cert {
+            cmd.args([
+                "-X",
+                &format!("ssl.certificate.location={client_cert}"),
+                "-X",
+                &format!("ssl.key.location={client_key}"),
+            ]);
+        }
+        run(cmd, "")
+    };
+    let out = perf(true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    check_perf_report(&text(&out.stdout), 500);
+    // Without a client certificate the mock refuses the TLS handshake: perf fails, saying
+    // so, and the password is nowhere in what it prints.
+    let out = perf(false);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.to_lowercase().contains("tls"), "{err}");
+    assert!(!err.contains("perf-secret") && !text(&out.stdout).contains("perf-secret"));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    assert!(exit_status(&mut child).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn topic_create_makes_the_topic_and_says_when_it_exists() {
     let cluster = MockCluster::builder().brokers(3).build().unwrap();
     let b = cluster.bootstrap_servers();

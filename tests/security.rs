@@ -179,6 +179,7 @@ fn refused_authentication_ends_every_record_with_the_reason() {
             "signature is wrong",
         ),
     ];
+    capture_logs();
     for (what, cluster, client, user, says) in cases {
         let cluster = cluster.build().unwrap();
         let password = if what == "wrong password" || what == "wrong password, PLAIN" {
@@ -209,7 +210,20 @@ fn refused_authentication_ends_every_record_with_the_reason() {
         // Nothing was served without authentication.
         assert_eq!(cluster.end_offset(TOPIC, 0), 0, "{what}");
         assert_eq!(cluster.request_count(3), 0, "{what}: Metadata served");
+        // The failures were logged, and no line names the password.
+        let logs = LOGS.lock().unwrap();
+        assert!(
+            logs.iter().all(|(_, m)| !m.contains(password)),
+            "{what}: a log line holds the password"
+        );
     }
+    assert!(
+        LOGS.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, m)| m.contains("invalid credentials")),
+        "the refusals were not logged"
+    );
 }
 
 #[test]
@@ -314,6 +328,38 @@ fn the_host_name_is_sent_as_sni() {
     assert_eq!(cluster.tls_server_names(), ["localhost"]);
 }
 
+/// What the library logged in this test binary (every test's lines, in parallel).
+static LOGS: std::sync::Mutex<Vec<(log::Level, String)>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        LOGS.lock()
+            .unwrap()
+            .push((record.level(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&Capture).expect("one logger");
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
+fn logged(level: log::Level, text: &str) -> bool {
+    LOGS.lock()
+        .unwrap()
+        .iter()
+        .any(|(l, m)| *l == level && m.contains(text))
+}
+
 #[test]
 fn host_name_verification_is_off_only_when_asked() {
     let pki = pki();
@@ -330,7 +376,14 @@ fn host_name_verification_is_off_only_when_asked() {
         "ssl.endpoint.identification.algorithm".into(),
         "none".into(),
     ));
+    capture_logs();
     let p = producer(&cluster, &props).unwrap();
+    // Turning verification off is said, at warning level, when the producer is built.
+    assert!(
+        logged(log::Level::Warn, "host name verification is off"),
+        "no warning that verification is off: {:?}",
+        LOGS.lock().unwrap()
+    );
     let (out, _) = outcomes(&p, 10);
     assert!(out.iter().all(Result::is_ok), "{out:?}");
     p.close(WAIT).unwrap();

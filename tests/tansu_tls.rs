@@ -5,8 +5,9 @@
 //! one for another host and an expired one each end every record with the matching
 //! `Error::Tls` within the metadata deadline.
 //!
-//! SASL against a real broker is not tested: tansu's memory storage keeps no SCRAM
-//! credentials and it serves a connection after a failed exchange (../shared/BROKERS.md).
+//! SASL against a real broker is not tested: tansu 0.6's memory storage keeps no SCRAM
+//! credentials (every user is unknown), it offers no PLAIN, and after a failed SCRAM exchange
+//! it serves the connection anyway.
 //!
 //! Needs `tansu` and `stunnel4` (`scripts/test.sh` installs both and runs this with
 //! `--features tansu-tests`).

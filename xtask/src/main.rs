@@ -76,7 +76,10 @@ fn generate() -> Result<Vec<(PathBuf, String)>, String> {
     msgs.sort_by_key(|m| m.key);
     for w in msgs.windows(2) {
         if w[0].key == w[1].key {
-            return Err(format!("{} and {} share key {}", w[0].name, w[1].name, w[0].key));
+            return Err(format!(
+                "{} and {} share key {}",
+                w[0].name, w[1].name, w[0].key
+            ));
         }
     }
     let out_dir = root.join("src/protocol/messages");

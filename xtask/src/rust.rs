@@ -51,7 +51,10 @@ struct Gen<'a> {
 /// Each struct's first path of field names from the request or response.
 fn paths(m: &Message) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![(m.request.clone(), String::new()), (m.response.clone(), String::new())];
+    let mut todo = vec![
+        (m.request.clone(), String::new()),
+        (m.response.clone(), String::new()),
+    ];
     while let Some((name, prefix)) = todo.pop() {
         if out.contains_key(&name) {
             continue;
@@ -295,10 +298,7 @@ impl Gen<'_> {
     fn enc_field(&self, f: &Field, within: Versions) -> String {
         let fl = self.fl;
         let v = format!("self.{}", f.name);
-        let null = f
-            .nullable
-            .map(|n| cond(n, within))
-            .unwrap_or(Cond::Never);
+        let null = f.nullable.map(|n| cond(n, within)).unwrap_or(Cond::Never);
         let both = |nullable: String, not: String| match &null {
             Cond::Always => nullable,
             Cond::Never => not,
@@ -333,9 +333,7 @@ impl Gen<'_> {
                     );
                     format!("{len}\nfor x in {v}.iter().flatten() {{ {elem} }}")
                 } else {
-                    format!(
-                        "out.put_array_len(Some({v}.len()), {fl});\nfor x in &{v} {{ {elem} }}"
-                    )
+                    format!("out.put_array_len(Some({v}.len()), {fl});\nfor x in &{v} {{ {elem} }}")
                 }
             }
         }
@@ -361,10 +359,7 @@ impl Gen<'_> {
     fn dec_field(&self, s: &Struct, f: &Field, within: Versions) -> String {
         let fl = self.fl;
         let what = format!("\"{}{}\"", self.paths[&s.name], f.name);
-        let null = f
-            .nullable
-            .map(|n| cond(n, within))
-            .unwrap_or(Cond::Never);
+        let null = f.nullable.map(|n| cond(n, within)).unwrap_or(Cond::Never);
         let both = |nullable: String, not: String| match &null {
             Cond::Always => nullable,
             Cond::Never => not,
@@ -623,7 +618,9 @@ impl Gen<'_> {
             f.versions.contains(v)
                 && (f.tag.is_none() || self.m.is_flexible(v))
                 && f.nullable.is_none_or(|n| n.contains(v))
-                && f.ty.struct_name().is_none_or(|n| self.full_at(self.m.get(n), v))
+                && f.ty
+                    .struct_name()
+                    .is_none_or(|n| self.full_at(self.m.get(n), v))
         })
     }
 }
@@ -757,7 +754,10 @@ pub fn message_module(m: &Message, spec_path: &str) -> String {
     if has(&|t| matches!(t, Ty::Bytes | Ty::Records)) {
         let _ = writeln!(out, "use bytes::Bytes;\n");
     }
-    let tagged = m.structs.values().any(|s| s.fields.iter().any(|f| f.tag.is_some()));
+    let tagged = m
+        .structs
+        .values()
+        .any(|s| s.fields.iter().any(|f| f.tag.is_some()));
     let mut codec = vec![];
     if tagged {
         codec.push("put_tagged_field");
@@ -767,8 +767,15 @@ pub fn message_module(m: &Message, spec_path: &str) -> String {
         codec.push("Uuid");
     }
     codec.push("Writer");
-    let _ = writeln!(out, "use crate::protocol::api::{{ApiKey, Request, Response}};");
-    let _ = writeln!(out, "use crate::protocol::codec::{{{}}};\n", codec.join(", "));
+    let _ = writeln!(
+        out,
+        "use crate::protocol::api::{{ApiKey, Request, Response}};"
+    );
+    let _ = writeln!(
+        out,
+        "use crate::protocol::codec::{{{}}};\n",
+        codec.join(", ")
+    );
     let flexible_from = m.flexible.unwrap_or(i16::MAX);
     let _ = writeln!(
         out,
@@ -806,12 +813,7 @@ fn decode(r: &mut Reader<'_>, version: i16) -> Result<Self, DecodeError> {{ Self
         lo = m.versions.lo,
         hi = m.versions.hi,
     );
-    let list = |v: Vec<i16>| {
-        v.iter()
-            .map(i16::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |v: Vec<i16>| v.iter().map(i16::to_string).collect::<Vec<_>>().join(", ");
     let _ = writeln!(
         out,
         "#[cfg(test)]

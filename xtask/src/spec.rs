@@ -209,7 +209,8 @@ pub fn parse(module: &str, text: &str) -> Result<Message, String> {
         }
         if let Some(note) = trimmed.strip_prefix('#') {
             if stack.is_empty() && m.request.is_empty() && !m.name.is_empty() {
-                m.notes.push(note.strip_prefix(' ').unwrap_or(note).to_owned());
+                m.notes
+                    .push(note.strip_prefix(' ').unwrap_or(note).to_owned());
             }
             continue;
         }
@@ -308,7 +309,9 @@ pub fn parse(module: &str, text: &str) -> Result<Message, String> {
             return Err(at(format!("{} cannot be nullable", field.name)));
         }
         if field.tag.is_some() && m.flexible.is_none() {
-            return Err(at("a tagged field in a message with no flexible versions".into()));
+            return Err(at(
+                "a tagged field in a message with no flexible versions".into()
+            ));
         }
         if let Some(s) = field.ty.struct_name() {
             let s = s.to_owned();
@@ -332,7 +335,9 @@ pub fn parse(module: &str, text: &str) -> Result<Message, String> {
         ));
     }
     if !saw_flexible {
-        return Err(format!("{module}.spec: needs `flexible N+` or `flexible none`"));
+        return Err(format!(
+            "{module}.spec: needs `flexible N+` or `flexible none`"
+        ));
     }
     for s in m.structs.values() {
         for f in &s.fields {
@@ -360,4 +365,164 @@ fn add_struct(m: &mut Message, name: &str, doc: &str) -> Result<(), String> {
     );
     m.order.push(name.to_owned());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"message Sample
+key 99
+versions 0-4
+flexible 2+
+doc "a sample."
+# a note kept for the module
+
+request SampleRequest "The request."
+  name string 0+ nullable=1+ "A name."
+  count i32 0+ default=-1 "A count."
+  secret_bytes bytes 3+ secret "A token."
+  items [Item] 1+ "The items." "One item."
+    id i64 1+ "Its id."
+    labels [string] 2+ "Labels."
+  hint string 2+ tag=0 default="none" "A tagged hint."
+
+response SampleResponse "The response."
+  error_code i16 0+ "Error code."
+  again [Item] 1+ "The items again."
+"#;
+
+    #[test]
+    fn a_spec_gives_its_message_structs_and_field_options() {
+        let m = parse("sample", GOOD).unwrap();
+        assert_eq!((m.name.as_str(), m.key), ("Sample", 99));
+        assert_eq!(m.versions, Versions { lo: 0, hi: 4 });
+        assert_eq!(m.flexible, Some(2));
+        assert!(!m.is_flexible(1) && m.is_flexible(2) && m.is_flexible(4));
+        assert_eq!(m.notes, vec!["a note kept for the module".to_string()]);
+        assert_eq!(m.order, ["SampleRequest", "Item", "SampleResponse"]);
+        let req = m.get("SampleRequest");
+        let names: Vec<&str> = req.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["name", "count", "secret_bytes", "items", "hint"]);
+        assert_eq!(
+            req.fields[0].nullable,
+            Some(Versions {
+                lo: 1,
+                hi: i16::MAX
+            })
+        );
+        assert_eq!(req.fields[1].default.as_deref(), Some("-1"));
+        assert!(req.fields[2].secret && !req.fields[1].secret);
+        assert_eq!(
+            req.fields[3].ty,
+            Ty::Array(Box::new(Ty::Struct("Item".into())))
+        );
+        assert_eq!(req.fields[4].tag, Some(0));
+        // A quoted default is kept as a Rust string literal.
+        assert_eq!(req.fields[4].default.as_deref(), Some("\"none\""));
+        // Nested fields belong to the nested struct, which takes its doc from the second
+        // quoted string; the response reuses it by name.
+        let item = m.get("Item");
+        assert_eq!(item.doc, "One item.");
+        assert_eq!(item.fields.len(), 2);
+        assert_eq!(
+            item.fields[1].ty,
+            Ty::Array(Box::new(Ty::String)),
+            "labels is an array of strings"
+        );
+        assert_eq!(
+            m.get("SampleResponse").fields[1].ty.struct_name(),
+            Some("Item")
+        );
+    }
+
+    #[test]
+    fn version_ranges() {
+        assert_eq!(
+            Versions::parse("3+").unwrap(),
+            Versions {
+                lo: 3,
+                hi: i16::MAX
+            }
+        );
+        assert_eq!(Versions::parse("0-11").unwrap(), Versions { lo: 0, hi: 11 });
+        for bad in ["", "3", "5-2", "a-b", "x+", "1-"] {
+            assert!(Versions::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            Versions {
+                lo: 2,
+                hi: i16::MAX
+            }
+            .to_string(),
+            "v2+"
+        );
+        assert_eq!(Versions { lo: 2, hi: 2 }.to_string(), "v2");
+    }
+
+    /// Each broken spec is refused with a message naming the file, and the line where one
+    /// applies.
+    #[test]
+    fn broken_specs_are_refused_with_the_line() {
+        let head = "message M\nkey 1\nversions 0-3\nflexible 2+\n";
+        let cases: &[(&str, &str)] = &[
+            ("request R \"r\"\n   odd i32 0+ \"x\"\n", "multiple of two"),
+            ("request R \"r\"\n  a i32 0+\n", "has no doc"),
+            (
+                "request R \"r\"\n  a i32\n",
+                "needs a name, a type and versions",
+            ),
+            (
+                "request R \"r\"\n  a i32 0+ frob=1 \"x\"\n",
+                "unknown option",
+            ),
+            (
+                "request R \"r\"\n  a i32 0+ nullable=1+ \"x\"\n",
+                "cannot be nullable",
+            ),
+            (
+                "request R \"r\"\n  a i32 0+ \"x\"\n  a i32 1+ \"y\"\n",
+                "field a twice",
+            ),
+            (
+                "request R \"r\"\n    deep i32 0+ \"x\"\n",
+                "indented too deep",
+            ),
+            (
+                "request R \"r\"\n  s [S] 0+ \"x\"\nresponse P \"p\"\n  s [S] 0+ \"x\" \"again\"\n",
+                "already defined",
+            ),
+            (
+                "request R \"r\"\n  a string 0+ \"unterminated\n",
+                "unterminated string",
+            ),
+            (
+                "request R \"r\"\nresponse P \"p\"\nbogus 1\n",
+                "unknown header line",
+            ),
+            ("  a i32 0+ \"x\"\n", "outside a request or response"),
+            (
+                "request R \"r\"\n",
+                "needs message, key, versions, request and response",
+            ),
+        ];
+        for (body, says) in cases {
+            let e = parse("m", &format!("{head}{body}")).unwrap_err();
+            assert!(e.starts_with("m.spec"), "{e}");
+            assert!(e.contains(says), "{body:?}: {e}");
+        }
+        // A tagged field needs flexible versions; `flexible` must be said.
+        let e = parse(
+            "m",
+            "message M\nkey 1\nversions 0-1\nflexible none\nrequest R \"r\"\n  a i32 0+ tag=0 \"x\"\nresponse P \"p\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("no flexible versions"), "{e}");
+        let e = parse(
+            "m",
+            "message M\nkey 1\nversions 0-1\nrequest R \"r\"\nresponse P \"p\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("flexible"), "{e}");
+    }
 }
