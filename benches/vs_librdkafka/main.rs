@@ -44,6 +44,7 @@
 
 mod neutral;
 mod raw_librdkafka;
+mod transactions;
 
 #[path = "../support/codec.rs"]
 mod codec;

@@ -25,10 +25,13 @@
 //! - `partitions` — librdkafka's MockCluster with 3 brokers, 200,000 keyed 100 B
 //!   fire-and-forget records (10,000 distinct keys, murmur2 on both sides), acks=1, across
 //!   topics of 6 to 2,000 partitions, whole process; writes `target/partition_scaling.csv`.
+//! - `transactions` — kprod's and librdkafka's transactional producers on librdkafka's
+//!   MockCluster, transactions of 100 and of 10,000 records, whole process
+//!   ([`super::transactions`]).
 //!
-//! `BENCH_SECTIONS=latency,throughput,partitions` (the default: all) picks sections, and
-//! `BENCH_LATENCY_RUNS` latency runs (by the start of their names, `|` between: e.g.
-//! `low-latency|fixed rate`);
+//! `BENCH_SECTIONS=latency,throughput,partitions,transactions` (the default: all) picks
+//! sections, and `BENCH_LATENCY_RUNS` latency runs (by the start of their names, `|`
+//! between: e.g. `low-latency|fixed rate`);
 //! `TANSU` names the tansu binary (default `tansu` on the PATH; `scripts/test.sh` installs it).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -165,7 +168,7 @@ fn props(b: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// librdkafka-only properties: its queue as large as kprod's buffer, TCP_NODELAY as kprod.
-fn librdkafka_only() -> [(&'static str, &'static str); 3] {
+pub(super) fn librdkafka_only() -> [(&'static str, &'static str); 3] {
     [
         ("queue.buffering.max.messages", "1000000"),
         ("queue.buffering.max.kbytes", "65536"),
@@ -391,7 +394,7 @@ static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// What one run in its own process measured.
 #[derive(Clone, Copy, Debug, Default)]
-struct Run {
+pub(super) struct Run {
     /// Inside the process, after the warm-up record.
     records_per_sec: f64,
     cpu_us_per_record: f64,
@@ -399,10 +402,12 @@ struct Run {
     wall_s: f64,
     cpu_s: f64,
     max_rss_kib: f64,
+    /// Transactional runs: the commit call's p50 and p99, µs.
+    pub(super) commit_us: (f64, f64),
 }
 
 /// Runs `workload` for `client` in a process of its own under `/usr/bin/time`.
-fn run_child(workload: &str, client: &str, b: &str, topic: &str, records: u64) -> Run {
+pub(super) fn run_child(workload: &str, client: &str, b: &str, topic: &str, records: u64) -> Run {
     let out = Command::new("/usr/bin/time")
         .args(["-f", "time %e %U %S %M"])
         .arg(std::env::current_exe().expect("bench binary"))
@@ -421,6 +426,10 @@ fn run_child(workload: &str, client: &str, b: &str, topic: &str, records: u64) -
         if let Some(rest) = line.strip_prefix("figures ") {
             let v: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
             (run.records_per_sec, run.cpu_us_per_record) = (v[0], v[1]);
+        }
+        if let Some(rest) = line.strip_prefix("commit ") {
+            let v: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+            run.commit_us = (v[0], v[1]);
         }
     }
     for line in stderr.lines() {
@@ -442,6 +451,10 @@ fn run_child(workload: &str, client: &str, b: &str, topic: &str, records: u64) -
 pub fn child(args: &[String]) {
     let (workload, client, b, topic) = (&args[0], &args[1], &args[2], &args[3]);
     let n: u64 = args[4].parse().expect("records");
+    if let Some(size) = workload.strip_prefix("txn-") {
+        let size = size.parse().expect("txn-SIZE");
+        return super::transactions::child(size, client, b, topic, n);
+    }
     let pool = payloads(100);
     let keys: Vec<Bytes> = (0..10_000)
         .map(|i| Bytes::from(format!("key-{i}")))
@@ -544,7 +557,7 @@ fn alternate_children(
     )
 }
 
-fn report_runs(what: &str, n: u64, k: &[Run], r: &[Run]) {
+pub(super) fn report_runs(what: &str, n: u64, k: &[Run], r: &[Run]) {
     let m = |v: &[Run], f: fn(&Run) -> f64| median(v.iter().map(f).collect());
     let (krate, rrate) = (m(k, |x| x.records_per_sec), m(r, |x| x.records_per_sec));
     let (kin, rin) = (m(k, |x| x.cpu_us_per_record), m(r, |x| x.cpu_us_per_record));
@@ -653,13 +666,14 @@ fn partitions(rounds: usize) {
 pub fn main(rounds: usize, n: u64, n_latency: u64, rate: f64) {
     let sections: String = env_or(
         "BENCH_SECTIONS",
-        "latency,throughput,partitions".to_string(),
+        "latency,throughput,partitions,transactions".to_string(),
     );
     for s in sections.split(',') {
         match s.trim() {
             "latency" => latency(rounds, n_latency, rate),
             "throughput" => throughput(rounds, n),
             "partitions" => partitions(rounds),
+            "transactions" => super::transactions::section(rounds),
             other => panic!("BENCH_SECTIONS: unknown section {other:?}"),
         }
     }

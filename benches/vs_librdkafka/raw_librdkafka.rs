@@ -134,6 +134,28 @@ impl RawProducer {
         );
     }
 
+    /// `rd_kafka_init_transactions` (the producer was made with `transactional.id`).
+    pub fn init_transactions(&self, timeout: Duration) {
+        // SAFETY: rk is live.
+        let e = unsafe { rd::rd_kafka_init_transactions(self.rk, timeout.as_millis() as i32) };
+        check("rd_kafka_init_transactions", e);
+    }
+
+    /// `rd_kafka_begin_transaction`.
+    pub fn begin_transaction(&self) {
+        // SAFETY: rk is live.
+        let e = unsafe { rd::rd_kafka_begin_transaction(self.rk) };
+        check("rd_kafka_begin_transaction", e);
+    }
+
+    /// `rd_kafka_commit_transaction`: flushes what is queued (serving its delivery reports),
+    /// then returns once the coordinator has committed, or at `timeout`.
+    pub fn commit_transaction(&self, timeout: Duration) {
+        // SAFETY: rk is live.
+        let e = unsafe { rd::rd_kafka_commit_transaction(self.rk, timeout.as_millis() as i32) };
+        check("rd_kafka_commit_transaction", e);
+    }
+
     /// Delivery reports served so far: (delivered, failed).
     pub fn reports(&self) -> (u64, u64) {
         (
@@ -141,6 +163,22 @@ impl RawProducer {
             FAILED.load(Ordering::Relaxed),
         )
     }
+}
+
+/// Panics with librdkafka's message if `e` is an error (and frees it).
+fn check(call: &str, e: *mut rd::rd_kafka_error_t) {
+    if e.is_null() {
+        return;
+    }
+    // SAFETY: e is a live error object owned here; its string is read before it is freed.
+    let msg = unsafe {
+        let m = CStr::from_ptr(rd::rd_kafka_error_string(e))
+            .to_string_lossy()
+            .into_owned();
+        rd::rd_kafka_error_destroy(e);
+        m
+    };
+    panic!("{call}: {msg}");
 }
 
 impl Drop for RawProducer {
