@@ -35,8 +35,9 @@ impl MskIamSigner {
 impl TokenProvider for MskIamSigner {
     fn token(&self) -> Result<OAuthToken, String> {
         let (token, lifetime) = self.sign()?;
-        // MSK's principal is the IAM role; extensions, if a cluster needs any, go here too.
-        Ok(OAuthToken::new(token, lifetime, "app-role"))
+        // MSK's principal is the IAM role. SASL extensions (KIP-342) ride with the token:
+        // Confluent Cloud, for one, wants the logical cluster and identity pool ids.
+        Ok(OAuthToken::new(token, lifetime, "app-role").extension("logicalCluster", "lkc-123"))
     }
 }
 
@@ -59,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         md.topic, md.partition, md.offset
     );
     println!("authentications: {}", producer.metrics().authentications);
+    println!("extensions the broker saw: {:?}", cluster.sasl_extensions());
     producer.close(Duration::from_secs(10))?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use kprod::mock::MockCluster;
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::{Producer, ProducerBuilder};
-use support::fault_proxy::{Chaos, FaultProxy};
+use support::fault_proxy::{bootstrap_of, proxy_every_broker, Chaos, FaultProxy};
 use support::scenario::{send_all, verify, verify_with, Copies, Report, Sent};
 use support::threads::threads_reach;
 
@@ -42,24 +42,12 @@ impl Rig {
             .topic(TOPIC, PARTITIONS)
             .build()
             .unwrap();
-        let proxies = cluster
-            .broker_ids()
-            .into_iter()
-            .map(|b| {
-                let p = FaultProxy::start(cluster.broker_addr(b), 0x9E37_79B9 * b as u64);
-                cluster.set_advertised_addr(b, Some(p.addr()));
-                p
-            })
-            .collect();
+        let proxies = proxy_every_broker(&cluster, 0x9E37_79B9);
         Rig { cluster, proxies }
     }
 
     fn bootstrap(&self) -> String {
-        self.proxies
-            .iter()
-            .map(|p| p.addr().to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        bootstrap_of(&self.proxies)
     }
 
     /// The scenarios' producer, at the default delivery timeout (120 s); a scenario takes a

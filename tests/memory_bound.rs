@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kprod::mock::MockCluster;
 use kprod::Producer;
-use support::fault_proxy::FaultProxy;
+use support::fault_proxy::{bootstrap_of, FaultProxy};
 use support::threads::threads_reach;
 
 /// Bytes allocated and not freed, and the most there have been since the last reset.
@@ -97,11 +97,7 @@ fn slow_broker_fills_the_buffer_and_memory_stays_bounded() {
             p
         })
         .collect();
-    let bootstrap = proxies
-        .iter()
-        .map(|p| p.addr().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_of(&proxies);
     let p = Producer::builder()
         .bootstrap_servers(&bootstrap)
         .buffer_memory(BUFFER)

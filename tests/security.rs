@@ -544,6 +544,14 @@ fn oauthbearer_tokens_are_refreshed_and_sessions_renewed_with_them() {
     assert_eq!(m.disconnects, 0, "{m:?}");
     assert_eq!(cluster.end_offset(TOPIC, 0) as u64, n);
     assert!(cluster.errors().is_empty(), "{:?}", cluster.errors());
+    // The provider's SASL extension reached the broker with every authentication.
+    let ext = cluster.sasl_extensions();
+    assert!(ext.len() as u64 > m.reauthentications, "{ext:?}");
+    assert!(
+        ext.iter()
+            .all(|e| e == &[("traceId".to_string(), "t1".to_string())]),
+        "{ext:?}"
+    );
 }
 
 #[test]

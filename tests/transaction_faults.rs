@@ -26,7 +26,7 @@ use kprod::mock::{MockCluster, TransactionState};
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::transaction::{ConsumerGroupMetadata, TransactionOffset};
 use kprod::{Error, Producer, ProducerRecord, TransactionError};
-use support::fault_proxy::{Chaos, FaultProxy};
+use support::fault_proxy::{bootstrap_of, proxy_every_broker, Chaos, FaultProxy};
 use support::txn::{assert_same_log, read, read_template, write_sentinels, Rng, GROUP, TOPICS};
 
 const T: Duration = Duration::from_secs(30);
@@ -54,24 +54,12 @@ impl Rig {
             b = b.topic(t, n);
         }
         let cluster = b.build().unwrap();
-        let proxies = cluster
-            .broker_ids()
-            .into_iter()
-            .map(|b| {
-                let p = FaultProxy::start(cluster.broker_addr(b), 0x51ed_2701 * b as u64);
-                cluster.set_advertised_addr(b, Some(p.addr()));
-                p
-            })
-            .collect();
+        let proxies = proxy_every_broker(&cluster, 0x51ed_2701);
         Rig { cluster, proxies }
     }
 
     fn bootstrap(&self) -> String {
-        self.proxies
-            .iter()
-            .map(|p| p.addr().to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        bootstrap_of(&self.proxies)
     }
 
     fn producer(&self, timeout: Duration) -> Producer {

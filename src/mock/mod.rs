@@ -153,7 +153,7 @@ pub struct CapturedRequest {
 /// The mock's OAUTHBEARER validation on arbitrary bytes (for the fuzz targets).
 #[doc(hidden)]
 pub fn fuzz_oauthbearer(message: &[u8]) -> Result<(String, Duration), String> {
-    security::oauthbearer(message)
+    security::oauthbearer(message).map(|(user, left, _extensions)| (user, left))
 }
 
 /// How many [`CapturedRequest`]s a cluster keeps (the oldest go first).
@@ -512,6 +512,12 @@ impl MockCluster {
     /// mechanism), each closing its connection.
     pub fn authentication_failures(&self) -> u64 {
         self.shared.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// The SASL extensions (KIP-342) of every OAUTHBEARER authentication the cluster
+    /// accepted, in order, one list per authentication.
+    pub fn sasl_extensions(&self) -> Vec<Vec<(String, String)>> {
+        self.shared.sasl_extensions.lock().clone()
     }
 
     /// The host names TLS clients asked for (SNI), one per connection that sent one.

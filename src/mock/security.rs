@@ -152,6 +152,9 @@ pub(crate) struct Session {
     authenticated: Option<Option<Instant>>,
     /// Re-authentications completed.
     pub reauthentications: u64,
+    /// The SASL extensions (KIP-342) of the OAUTHBEARER exchange that just succeeded, for the
+    /// cluster to record.
+    pub oauth_extensions: Vec<(String, String)>,
 }
 
 impl Session {
@@ -231,8 +234,9 @@ impl Session {
                     (None, Mechanism::OAuthBearer) => match self.oauth_refused.take() {
                         Some(why) => ServerStep::Failed(why),
                         None => match oauthbearer(&req.auth_bytes) {
-                            Ok((user, left)) => {
+                            Ok((user, left, extensions)) => {
                                 lifetime = lifetime.map(|l| l.min(left));
+                                self.oauth_extensions = extensions;
                                 ServerStep::Done {
                                     user,
                                     message: Vec::new(),
@@ -346,8 +350,12 @@ fn plain(sasl: &SaslServer, token: &[u8]) -> ServerStep {
 
 /// OAUTHBEARER's client message (RFC 7628): `n,[a=authzid],\x01auth=Bearer TOKEN\x01[k=v\x01]...
 /// \x01`, with an unsecured JWT (`alg` none) that names a subject and has not expired, as
-/// Kafka's unsecured validator accepts. The principal and the time the token has left.
-pub(crate) fn oauthbearer(message: &[u8]) -> Result<(String, Duration), String> {
+/// Kafka's unsecured validator accepts. The principal, the time the token has left, and the
+/// SASL extensions sent with it.
+pub(crate) type OAuthAccepted = (String, Duration, Vec<(String, String)>);
+
+/// Validates an OAUTHBEARER client message; see [`OAuthAccepted`].
+pub(crate) fn oauthbearer(message: &[u8]) -> Result<OAuthAccepted, String> {
     let m = std::str::from_utf8(message).map_err(|_| "not UTF-8".to_string())?;
     let rest = m.strip_prefix("n,").ok_or("no gs2 header")?;
     let (_authzid, rest) = rest.split_once(',').ok_or("no gs2 header")?;
@@ -356,12 +364,15 @@ pub(crate) fn oauthbearer(message: &[u8]) -> Result<(String, Duration), String> 
         .and_then(|r| r.strip_suffix("\x01\x01"))
         .ok_or("not \\x01-separated")?;
     let mut token = None;
+    let mut extensions = Vec::new();
     for kv in body.split('\x01') {
         let (k, v) = kv.split_once('=').ok_or("a key without a value")?;
         if k == "auth" {
             token = v.strip_prefix("Bearer ");
         } else if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphabetic()) {
             return Err(format!("bad extension key {k:?}"));
+        } else {
+            extensions.push((k.to_string(), v.to_string()));
         }
     }
     let token = token.ok_or("no auth=Bearer")?;
@@ -396,7 +407,11 @@ pub(crate) fn oauthbearer(message: &[u8]) -> Result<(String, Duration), String> 
     if exp <= now {
         return Err("the token has expired".into());
     }
-    Ok((sub.to_string(), Duration::from_secs_f64(exp - now)))
+    Ok((
+        sub.to_string(),
+        Duration::from_secs_f64(exp - now),
+        extensions,
+    ))
 }
 
 /// The TLS settings of a listener, as given to the builder.

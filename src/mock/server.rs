@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub reauthentications: AtomicU64,
     /// The SNI names TLS clients sent, one per connection that sent one.
     pub server_names: Mutex<Vec<String>>,
+    /// The extensions of each accepted OAUTHBEARER authentication (bounded: the last 1,024).
+    pub sasl_extensions: Mutex<Vec<Vec<(String, String)>>>,
 }
 
 impl Broker {
@@ -146,6 +148,7 @@ impl Shared {
             auth_failures: AtomicU64::new(0),
             reauthentications: AtomicU64::new(0),
             server_names: Mutex::new(Vec::new()),
+            sasl_extensions: Mutex::new(Vec::new()),
         }
     }
 
@@ -324,6 +327,13 @@ fn run(shared: &Shared, idx: usize, stream: &mut Wire) -> Result<(), String> {
                 let gate = session.gate(sasl, &header, &frame[body_at..], Instant::now());
                 if session.reauthentications > reauths {
                     shared.reauthentications.fetch_add(1, Ordering::Relaxed);
+                }
+                if !session.oauth_extensions.is_empty() {
+                    let mut seen = shared.sasl_extensions.lock();
+                    if seen.len() == 1024 {
+                        seen.remove(0);
+                    }
+                    seen.push(std::mem::take(&mut session.oauth_extensions));
                 }
                 match gate {
                     Gate::Serve => {}

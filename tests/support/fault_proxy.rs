@@ -360,3 +360,27 @@ fn pump(
     let _ = reader.join();
     s.forget(id);
 }
+
+/// A proxy in front of each of `cluster`'s brokers (proxy `b`'s chaos seeded with
+/// `seed * b`), with the brokers advertising the proxies' addresses, so clients that
+/// bootstrap through [`bootstrap_of`] reach every broker only through its proxy.
+pub fn proxy_every_broker(cluster: &kprod::mock::MockCluster, seed: u64) -> Vec<FaultProxy> {
+    cluster
+        .broker_ids()
+        .into_iter()
+        .map(|b| {
+            let p = FaultProxy::start(cluster.broker_addr(b), seed * b as u64);
+            cluster.set_advertised_addr(b, Some(p.addr()));
+            p
+        })
+        .collect()
+}
+
+/// The proxies' addresses as a `bootstrap.servers` list.
+pub fn bootstrap_of(proxies: &[FaultProxy]) -> String {
+    proxies
+        .iter()
+        .map(|p| p.addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
