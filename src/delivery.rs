@@ -76,6 +76,8 @@ enum Target {
     Callback(Box<dyn FnOnce(DeliveryResult) + Send>),
     /// Fire-and-forget: nobody is waiting.
     Forget,
+    /// The interceptors see the outcome first, then the target (on the callback pool).
+    Intercepted(Arc<crate::interceptor::Interceptors>, Box<Target>),
 }
 
 /// The sending half: completes one record exactly once.
@@ -90,6 +92,7 @@ impl std::fmt::Debug for Completer {
             Some(Target::Handle(_)) => "handle",
             Some(Target::Callback(_)) => "callback",
             Some(Target::Forget) => "forget",
+            Some(Target::Intercepted(..)) => "intercepted",
             None => "done",
         };
         f.debug_struct("Completer").field("target", &kind).finish()
@@ -111,15 +114,37 @@ impl Completer {
         }
     }
 
+    /// The same completer, with `interceptors` seeing the outcome before its target does.
+    pub(crate) fn intercepted(
+        mut self,
+        interceptors: Arc<crate::interceptor::Interceptors>,
+    ) -> Self {
+        let inner = self.target.take().expect("a completer not yet completed");
+        Completer {
+            target: Some(Target::Intercepted(interceptors, Box::new(inner))),
+        }
+    }
+
+    /// The interceptors of an intercepted completer.
+    pub(crate) fn interceptors(&self) -> Option<&Arc<crate::interceptor::Interceptors>> {
+        match &self.target {
+            Some(Target::Intercepted(i, _)) => Some(i),
+            _ => None,
+        }
+    }
+
     /// Whether nobody waits for the outcome (fire-and-forget).
     pub(crate) fn is_forget(&self) -> bool {
         matches!(self.target, Some(Target::Forget))
     }
 
-    /// Whether completing runs a callback (the engine sends those to its callback pool rather
-    /// than running them on an I/O thread).
+    /// Whether completing runs a callback or interceptors (the engine sends those to its
+    /// callback pool rather than running them on an I/O thread).
     pub fn is_callback(&self) -> bool {
-        matches!(self.target, Some(Target::Callback(_)))
+        matches!(
+            self.target,
+            Some(Target::Callback(_) | Target::Intercepted(..))
+        )
     }
 
     /// Drops the completer without completing: for a record that was never accepted (the
@@ -135,11 +160,20 @@ impl Completer {
     }
 
     fn fire(&mut self, result: DeliveryResult) {
-        match self.target.take() {
-            Some(Target::Handle(slot)) => slot.fulfil(result),
-            Some(Target::Callback(cb)) => cb(result),
-            Some(Target::Forget) | None => {}
+        fire(self.target.take(), result);
+    }
+}
+
+fn fire(target: Option<Target>, result: DeliveryResult) {
+    match target {
+        Some(Target::Handle(slot)) => slot.fulfil(result),
+        Some(Target::Callback(cb)) => cb(result),
+        Some(Target::Intercepted(interceptors, inner)) => {
+            // Interceptor panics are caught inside: the target always completes.
+            interceptors.on_acknowledgement(&result);
+            fire(Some(*inner), result);
         }
+        Some(Target::Forget) | None => {}
     }
 }
 

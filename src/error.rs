@@ -253,6 +253,16 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// A [`ProducerInterceptor`](crate::ProducerInterceptor)'s `on_send` refused the record
+    /// (or panicked): the call fails and the record is handed back. Not retriable as such:
+    /// the interceptor decided.
+    #[error("interceptor {interceptor} refused the record: {reason}")]
+    Interceptor {
+        /// The interceptor's name.
+        interceptor: String,
+        /// Its reason.
+        reason: String,
+    },
     /// A broker sent bytes that are not valid Kafka protocol.
     #[error("{at}protocol error from {broker}: {source}")]
     Protocol {
@@ -342,6 +352,7 @@ impl Error {
             | Error::Authentication { .. }
             | Error::Purged { .. }
             | Error::Transaction { .. }
+            | Error::Interceptor { .. }
             | Error::Tls { .. } => false,
         }
     }

@@ -28,6 +28,7 @@ pub mod connection;
 pub mod delivery;
 mod engine;
 pub mod error;
+pub mod interceptor;
 pub mod metrics;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
@@ -47,6 +48,7 @@ pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use engine::resolver::{Resolve, SystemResolver};
 pub use error::{Deadline, Error, TransactionError};
+pub use interceptor::ProducerInterceptor;
 pub use metrics::MetricsSnapshot;
 pub use producer::{ProduceAllResults, Producer, PurgeScope, SendError, TypedProducer};
 pub use protocol::compression::Compression;

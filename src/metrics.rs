@@ -118,6 +118,7 @@ impl Metrics {
             authentication_failures: g(&self.authentication_failures),
             tls_failures: g(&self.tls_failures),
             token_refreshes: 0,
+            interceptor_panics: 0,
         }
     }
 }
@@ -206,6 +207,8 @@ pub struct MetricsSnapshot {
     pub tls_failures: u64,
     /// OAUTHBEARER tokens fetched after the first, before the current one expired.
     pub token_refreshes: u64,
+    /// Panics caught in interceptors' `on_send` and `on_acknowledgement`.
+    pub interceptor_panics: u64,
 }
 
 /// Produce request round trips to one broker, from the request written to its response read.

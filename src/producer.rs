@@ -22,6 +22,7 @@ use crate::engine::driver::{self, Driver};
 use crate::engine::resolver::{Resolve, Resolver};
 use crate::engine::Shared;
 use crate::error::{Deadline, Error, Location};
+use crate::interceptor::Interceptors;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::partitioner::Partitioner;
 use crate::record::{Payload, ProducerRecord};
@@ -184,7 +185,7 @@ impl Producer {
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
     ) -> Result<Self, Error> {
-        Self::start(config, partitioner, None)
+        Self::start(config, partitioner, None, None)
     }
 
     /// Starts the threads: one driver per I/O thread around its engine core, the callback
@@ -193,6 +194,7 @@ impl Producer {
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
         resolver: Option<Arc<dyn Resolve>>,
+        interceptors: Option<Arc<Interceptors>>,
     ) -> Result<Self, Error> {
         // The fields are public: check again what may have changed since `build_config`.
         config.validate()?;
@@ -238,6 +240,7 @@ impl Producer {
         let mut shared = Shared::new(config, partitioner, wakes, metrics);
         shared.tls = tls;
         shared.tokens = tokens;
+        shared.interceptors = interceptors;
         let shared = Arc::new(shared);
         let resolver = Arc::new(Resolver::new(resolver));
         let pool = CallbackPool::start(callback_threads, shared.clone()).map_err(io_err)?;
@@ -282,6 +285,7 @@ impl Producer {
             self.shared.queue_depth() as u64,
         );
         m.token_refreshes = self.shared.tokens.as_ref().map_or(0, |t| t.refreshes());
+        m.interceptor_panics = self.shared.interceptors.as_ref().map_or(0, |i| i.panics());
         m
     }
 
@@ -312,11 +316,21 @@ impl Producer {
 
     fn enqueue_into(
         &self,
-        record: ProducerRecord,
-        completer: Completer,
+        mut record: ProducerRecord,
+        mut completer: Completer,
         max_block: Option<Duration>,
         want: bool,
     ) -> Result<Option<Arc<crate::engine::PartitionState>>, SendError> {
+        if let Some(i) = &self.shared.interceptors {
+            if let Err(error) = i.on_send(&mut record) {
+                completer.disarm();
+                return Err(SendError {
+                    error,
+                    record: Box::new(record),
+                });
+            }
+            completer = completer.intercepted(i.clone());
+        }
         let ProducerRecord {
             topic,
             key,
@@ -353,6 +367,18 @@ impl Producer {
         value: impl Payload,
     ) -> Result<(), SendError> {
         let (key, value) = (key.into_payload(), value.into_payload());
+        if self.shared.interceptors.is_some() {
+            // on_send takes a whole record.
+            let record = ProducerRecord {
+                topic: Cow::Owned(topic.to_owned()),
+                key,
+                value,
+                headers: Vec::new(),
+                partition: None,
+                timestamp: None,
+            };
+            return self.send_record(record);
+        }
         let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &[]);
         let pending = PendingRecord {
             key,
@@ -775,6 +801,11 @@ fn back(
     timestamp: Option<i64>,
     r: PendingRecord,
 ) -> SendError {
+    // The interceptors saw the record go: they see the call's refusal as its outcome (the
+    // record itself goes back to the caller).
+    if let Some(i) = r.completer.interceptors() {
+        i.on_acknowledgement(&Err(error.clone()));
+    }
     r.completer.disarm();
     SendError {
         error,
@@ -800,9 +831,10 @@ impl ProducerConfigBuilder {
     pub fn build(self) -> Result<Producer, Error> {
         let partitioner = self.custom_partitioner_ref();
         let resolver = self.custom_resolver_ref();
+        let interceptors = Interceptors::new(self.interceptors_ref());
         let config = self.build_config()?;
         let partitioner = partitioner.unwrap_or_else(|| Arc::new(config.partitioner));
-        Producer::start(config, partitioner, resolver)
+        Producer::start(config, partitioner, resolver, interceptors)
     }
 }
 

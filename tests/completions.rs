@@ -11,7 +11,12 @@
 //!   nothing is still in flight;
 //! - every record a callback or handle reported delivered is stored in the cluster;
 //! - a send after close is refused with `Closed` and its callback never runs;
-//! - no `kprod-*` thread is left.
+//! - no `kprod-*` thread is left;
+//! - in half the cases, with two interceptors registered (one counting, one that panics in
+//!   every fifth `on_acknowledgement`): `on_acknowledgement` saw exactly one outcome per record
+//!   that passed `on_send` (the refused send after close included), no delivered offset twice,
+//!   every stored record carries the header `on_send` added, and the panics are counted in
+//!   `metrics()` without a completion lost.
 //!
 //! One test in this binary: it counts the process's threads by name.
 #![cfg(all(feature = "mock", target_os = "linux"))]
@@ -19,13 +24,16 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kprod::mock::MockCluster;
 use kprod::protocol::{ApiKey, ErrorCode};
-use kprod::{DeliveryHandle, Error, Producer, ProducerRecord, PurgeScope};
+use kprod::{
+    DeliveryHandle, DeliveryResult, Error, Header, Producer, ProducerInterceptor, ProducerRecord,
+    PurgeScope,
+};
 use proptest::prelude::*;
 use support::threads::threads_reach;
 
@@ -101,6 +109,54 @@ fn end() -> impl Strategy<Value = End> {
     ]
 }
 
+/// Counts what it sees: records past `on_send` (each stamped with a header), outcomes, and
+/// delivered offsets seen twice.
+#[derive(Default)]
+struct Counting {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    offsets: parking_lot::Mutex<HashSet<(i32, i64)>>,
+    twice: AtomicU64,
+}
+
+impl ProducerInterceptor for Counting {
+    fn on_send(&self, record: &mut ProducerRecord) -> Result<(), String> {
+        record.headers.push(Header::new("seen", "1"));
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn on_acknowledgement(&self, result: &DeliveryResult) {
+        match result {
+            Ok(md) => {
+                if !self.offsets.lock().insert((md.partition, md.offset)) {
+                    self.twice.fetch_add(1, Ordering::SeqCst);
+                }
+                self.acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Panics in every fifth `on_acknowledgement`, counting its panics.
+#[derive(Default)]
+struct Panicky {
+    seen: AtomicU64,
+    panicked: AtomicU64,
+}
+
+impl ProducerInterceptor for Panicky {
+    fn on_acknowledgement(&self, _: &DeliveryResult) {
+        if self.seen.fetch_add(1, Ordering::SeqCst) % 5 == 4 {
+            self.panicked.fetch_add(1, Ordering::SeqCst);
+            panic!("an interceptor that panics (on purpose)");
+        }
+    }
+}
+
 /// Record ids are their values, so what the cluster stored can be matched to completions.
 fn record(id: usize) -> ProducerRecord {
     ProducerRecord::new(TOPIC)
@@ -109,13 +165,20 @@ fn record(id: usize) -> ProducerRecord {
 }
 
 /// Runs one case; returns a description of the first broken promise.
-fn run_case(ops: &[Op], end: End) -> Result<(), TestCaseError> {
+fn run_case(ops: &[Op], end: End, intercepted: bool) -> Result<(), TestCaseError> {
     let cluster = MockCluster::builder()
         .brokers(2)
         .topic(TOPIC, PARTITIONS)
         .build()
         .unwrap();
-    let producer = Producer::builder()
+    let (counting, panicky) = (Arc::new(Counting::default()), Arc::new(Panicky::default()));
+    let mut builder = Producer::builder();
+    if intercepted {
+        builder = builder
+            .interceptor(counting.clone())
+            .interceptor(panicky.clone());
+    }
+    let producer = builder
         .bootstrap_servers(&cluster.bootstrap_servers())
         .io_threads(2)
         .callback_threads(2)
@@ -253,6 +316,13 @@ fn run_case(ops: &[Op], end: End) -> Result<(), TestCaseError> {
                 .unwrap_err();
             prop_assert!(matches!(e.error, Error::Closed), "{:?}", e.error);
             let m = producer.metrics();
+            if intercepted {
+                prop_assert_eq!(
+                    m.interceptor_panics,
+                    panicky.panicked.load(Ordering::SeqCst),
+                    "panics counted"
+                );
+            }
             drop(producer);
             prop_assert_eq!(ran.load(Ordering::SeqCst), 0);
             Some(m)
@@ -307,6 +377,38 @@ fn run_case(ops: &[Op], end: End) -> Result<(), TestCaseError> {
             id
         );
     }
+    if intercepted {
+        // One outcome per record past on_send: every sent one, and the send refused after
+        // close.
+        let sent = counting.sent.load(Ordering::SeqCst);
+        let refused_after_close = matches!(end, End::Close(_)) as u64;
+        prop_assert_eq!(sent, next_id as u64 + refused_after_close);
+        let (acked, failed) = (
+            counting.acked.load(Ordering::SeqCst),
+            counting.failed.load(Ordering::SeqCst),
+        );
+        prop_assert_eq!(acked + failed, sent, "on_acknowledgement once per record");
+        prop_assert_eq!(
+            counting.twice.load(Ordering::SeqCst),
+            0,
+            "an offset acked twice"
+        );
+        prop_assert!(
+            acked <= stored.len() as u64,
+            "{} acked, {} stored",
+            acked,
+            stored.len()
+        );
+        // What on_send added reached the broker.
+        for p in 0..PARTITIONS {
+            for r in cluster.records(TOPIC, p) {
+                prop_assert!(
+                    r.headers.iter().any(|h| h.key == "seen"),
+                    "a stored record without the interceptor's header"
+                );
+            }
+        }
+    }
     // No thread outlives close or drop.
     prop_assert_eq!(threads_reach(0), 0);
     Ok(())
@@ -320,7 +422,11 @@ proptest! {
     })]
 
     #[test]
-    fn every_completion_fires_exactly_once(ops in prop::collection::vec(op(), 1..24), end in end()) {
-        run_case(&ops, end)?;
+    fn every_completion_fires_exactly_once(
+        ops in prop::collection::vec(op(), 1..24),
+        end in end(),
+        intercepted in any::<bool>(),
+    ) {
+        run_case(&ops, end, intercepted)?;
     }
 }

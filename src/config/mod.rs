@@ -310,6 +310,18 @@ impl std::fmt::Debug for CustomResolver {
     }
 }
 
+/// The user's interceptors, in order, kept out of the comparable [`ProducerConfig`].
+#[derive(Clone, Default)]
+struct CustomInterceptors(Vec<Arc<dyn crate::interceptor::ProducerInterceptor>>);
+
+impl std::fmt::Debug for CustomInterceptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|i| i.name()))
+            .finish()
+    }
+}
+
 /// Builds a [`ProducerConfig`]; [`build`](Self::build) validates every option once and names
 /// the one at fault.
 ///
@@ -335,6 +347,8 @@ pub struct ProducerConfigBuilder {
     custom_partitioner: Option<CustomPartitioner>,
     /// A user-supplied name resolver, if any.
     custom_resolver: Option<CustomResolver>,
+    /// User-supplied interceptors, in order.
+    interceptors: CustomInterceptors,
     /// The codec level as given, validated in `build`.
     compression_level: Option<i32>,
     /// Idempotence as set explicitly; `None` means "the default, unless acks/in-flight forbid".
@@ -404,6 +418,7 @@ impl ProducerConfigBuilder {
             idempotence: None,
             custom_partitioner: None,
             custom_resolver: None,
+            interceptors: CustomInterceptors::default(),
         }
     }
 
@@ -712,6 +727,22 @@ impl ProducerConfigBuilder {
     pub fn resolver(mut self, resolver: impl Resolve + 'static) -> Self {
         self.custom_resolver = Some(CustomResolver(Arc::new(resolver)));
         self
+    }
+
+    /// Adds `interceptor` after those already added: its `on_send` sees each record before
+    /// partitioning, its `on_acknowledgement` each outcome, once (see
+    /// [`crate::interceptor`]). Default: none — and with none, the send path is as without
+    /// this feature.
+    pub fn interceptor(
+        mut self,
+        interceptor: impl crate::interceptor::ProducerInterceptor,
+    ) -> Self {
+        self.interceptors.0.push(Arc::new(interceptor));
+        self
+    }
+
+    pub(crate) fn interceptors_ref(&self) -> Vec<Arc<dyn crate::interceptor::ProducerInterceptor>> {
+        self.interceptors.0.clone()
     }
 
     pub(crate) fn custom_resolver_ref(&self) -> Option<Arc<dyn Resolve>> {

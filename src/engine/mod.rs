@@ -419,6 +419,8 @@ pub(crate) struct Shared {
     pub security_failure: Mutex<Option<Error>>,
     /// The current OAUTHBEARER token, kept fresh by the producer's refresher thread.
     pub tokens: Option<Arc<crate::sasl::tokens::TokenSource>>,
+    /// The application's interceptors; `None` when there are none.
+    pub interceptors: Option<Arc<crate::interceptor::Interceptors>>,
     pub purges: Purges,
     /// Callers' admin requests for thread 0 (see `core::admin`).
     pub admin: Mutex<VecDeque<core::admin::AdminJob>>,
@@ -469,6 +471,7 @@ impl Shared {
             tls: None,
             security_failure: Mutex::new(None),
             tokens: None,
+            interceptors: None,
         }
     }
 
