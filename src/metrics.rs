@@ -229,6 +229,15 @@ pub struct BrokerLatency {
     pub max_us: u64,
 }
 
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "# HELP kprod_{name} {help}\n# TYPE kprod_{name} {kind}\n"
+    );
+}
+
 impl MetricsSnapshot {
     /// Mean records per batch (0 before the first batch).
     pub fn mean_batch_records(&self) -> f64 {
@@ -237,6 +246,115 @@ impl MetricsSnapshot {
         } else {
             self.records_batched as f64 / (self.batches_sent - self.retries).max(1) as f64
         }
+    }
+
+    /// The snapshot in the Prometheus text exposition format (version 0.0.4): each counter
+    /// as `kprod_<name>_total`, the two gauges (`kprod_in_flight`, `kprod_queue_depth`), and
+    /// per broker the Produce round trip as a summary
+    /// (`kprod_request_latency_seconds{broker="1",quantile="0.5"}`, `_count`) and its maximum.
+    /// Serve it from any HTTP endpoint a scraper reads.
+    ///
+    /// ```
+    /// let m = kprod::MetricsSnapshot::default();
+    /// let text = m.to_prometheus();
+    /// assert!(text.contains("# TYPE kprod_records_sent_total counter\nkprod_records_sent_total 0\n"));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write;
+        #[rustfmt::skip]
+        let counters: [(&str, &str, u64); 34] = [
+            ("records_sent", "Records accepted into the buffer.", self.records_sent),
+            ("records_acked", "Records acknowledged by the broker.", self.records_acked),
+            ("records_failed", "Records completed with an error.", self.records_failed),
+            ("records_batched", "Records put into batches.", self.records_batched),
+            ("records_retried", "Records sent again after a retriable failure.", self.records_retried),
+            ("batches_sent", "RecordBatches sent, retries included.", self.batches_sent),
+            ("requests_sent", "Produce requests sent.", self.requests_sent),
+            ("bytes_sent", "Bytes of RecordBatches sent.", self.bytes_sent),
+            ("bytes_acked", "Bytes of RecordBatches acknowledged.", self.bytes_acked),
+            ("bytes_failed", "Bytes of RecordBatches whose records failed.", self.bytes_failed),
+            ("batch_bytes_uncompressed", "Batches' record bytes before compression.", self.batch_bytes_uncompressed),
+            ("batch_bytes_compressed", "Batches' bytes after compression.", self.batch_bytes_compressed),
+            ("retries", "Batches sent again after a retriable failure.", self.retries),
+            ("metadata_requests", "Metadata requests sent.", self.metadata_requests),
+            ("leader_hints", "Partitions rerouted by a leader named in a Produce answer (KIP-951).", self.leader_hints),
+            ("connects", "Connections established.", self.connects),
+            ("disconnects", "Connections lost or closed on error.", self.disconnects),
+            ("callback_panics", "Delivery callbacks that panicked.", self.callback_panics),
+            ("interceptor_panics", "Panics caught in interceptors.", self.interceptor_panics),
+            ("forget_delivered", "send_await_forget records delivered within their budget.", self.forget_delivered),
+            ("forget_failed", "send_await_forget records failed within their budget.", self.forget_failed),
+            ("forget_timed_out", "send_await_forget records pending when their budget ran out.", self.forget_timed_out),
+            ("wakeups", "Times a caller woke a parked I/O thread.", self.wakeups),
+            ("throttled_responses", "Produce responses with a quota throttle (KIP-219).", self.throttled_responses),
+            ("throttle_time_ms", "Throttle time asked for by brokers, ms.", self.throttle_time_ms),
+            ("batches_split", "Batches split after MESSAGE_TOO_LARGE.", self.batches_split),
+            ("rebootstraps", "Restarts from bootstrap.servers (KIP-899, KIP-1102).", self.rebootstraps),
+            ("epoch_bumps", "Producer epoch bumps (KIP-360).", self.epoch_bumps),
+            ("sequence_rewinds", "Partitions whose waiting batches were renumbered.", self.sequence_rewinds),
+            ("authentications", "SASL authentications completed.", self.authentications),
+            ("reauthentications", "SASL re-authentications completed (KIP-368).", self.reauthentications),
+            ("authentication_failures", "SASL authentications refused or not verified.", self.authentication_failures),
+            ("tls_failures", "TLS handshakes that failed.", self.tls_failures),
+            ("token_refreshes", "OAUTHBEARER tokens fetched after the first.", self.token_refreshes),
+        ];
+        let mut out = String::with_capacity(8 << 10);
+        for (name, help, value) in counters {
+            family(&mut out, &format!("{name}_total"), "counter", help);
+            let _ = writeln!(out, "kprod_{name}_total {value}");
+        }
+        for (name, help, value) in [
+            (
+                "in_flight",
+                "Records enqueued and not yet completed.",
+                self.in_flight,
+            ),
+            (
+                "queue_depth",
+                "Records queued, not yet in a batch.",
+                self.queue_depth,
+            ),
+        ] {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "kprod_{name} {value}");
+        }
+        if !self.request_latency.is_empty() {
+            let name = "request_latency_seconds";
+            family(
+                &mut out,
+                name,
+                "summary",
+                "Produce request round trips per broker.",
+            );
+            let secs = |us: u64| us as f64 / 1e6;
+            for b in &self.request_latency {
+                let id = b.broker;
+                for (q, us) in [("0.5", b.p50_us), ("0.99", b.p99_us), ("0.999", b.p999_us)] {
+                    let _ = writeln!(
+                        out,
+                        "kprod_{name}{{broker=\"{id}\",quantile=\"{q}\"}} {}",
+                        secs(us)
+                    );
+                }
+                let _ = writeln!(out, "kprod_{name}_count{{broker=\"{id}\"}} {}", b.requests);
+            }
+            let name = "request_latency_max_seconds";
+            family(
+                &mut out,
+                name,
+                "gauge",
+                "The slowest Produce round trip per broker.",
+            );
+            for b in &self.request_latency {
+                let _ = writeln!(
+                    out,
+                    "kprod_{name}{{broker=\"{}\"}} {}",
+                    b.broker,
+                    secs(b.max_us)
+                );
+            }
+        }
+        out
     }
 
     /// Uncompressed over compressed batch bytes (1.0 without compression or batches).
