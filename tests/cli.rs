@@ -196,6 +196,55 @@ fn perf_at_a_fixed_rate_on_the_embedded_cluster() {
     assert!(text(&out.stderr).contains("embedded mock cluster"));
 }
 
+#[test]
+fn perf_prints_metrics_snapshots_as_it_runs() {
+    let mut cmd = kprod();
+    // 3,000 records at 3,000/s: about a second, with a snapshot every 0.1 s.
+    cmd.args(["perf", "--num-records", "3000", "--record-size", "50"])
+        .args(["--throughput", "3000", "--stats-interval", "0.1"]);
+    let out = run(cmd, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    check_perf_report(&text(&out.stdout), 3000);
+    let stderr = text(&out.stderr);
+    let stats: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("stats at "))
+        .collect();
+    assert!(stats.len() >= 3, "{stderr}");
+    // Each names the counters; acknowledgements only grow.
+    let acked = |l: &str| -> u64 {
+        let v = l.split("acked=").nth(1).unwrap().split(' ').next().unwrap();
+        v.parse().unwrap()
+    };
+    for l in &stats {
+        for key in [
+            "in_flight=",
+            "queue_depth=",
+            "sent=",
+            "batches=",
+            "mean_batch=",
+            "_rtt_us=p50:",
+        ] {
+            assert!(l.contains(key), "{key} missing: {l}");
+        }
+    }
+    assert!(
+        stats.windows(2).all(|w| acked(w[0]) <= acked(w[1])),
+        "{stats:?}"
+    );
+    assert!(acked(stats[stats.len() - 1]) > acked(stats[0]), "{stats:?}");
+    // Off by default; a bad interval is refused.
+    let mut cmd = kprod();
+    cmd.args(["perf", "--num-records", "100", "--stats-interval=-1"]);
+    let out = run(cmd, "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--stats-interval"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `--preset` starts from a preset's values; flags given override them.
 #[test]
 fn presets_and_flags_that_override_them() {

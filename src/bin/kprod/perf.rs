@@ -44,6 +44,10 @@ pub struct PerfArgs {
     /// the throughput).
     #[arg(long, default_value_t = 1)]
     threads: u32,
+    /// Print the producer's metrics snapshot (one `stats` line on stderr) every SECS seconds
+    /// while records are sent; 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    stats_interval: f64,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -84,6 +88,9 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     }
     if a.threads == 0 {
         return Err("--threads must be at least 1".into());
+    }
+    if !(a.stats_interval >= 0.0 && a.stats_interval.is_finite()) {
+        return Err("--stats-interval must be 0 (off) or a number of seconds".into());
     }
     let target = Target::resolve(a.bootstrap.as_deref(), &a.topic, a.partitions.max(1), true)?;
     let producer = a
@@ -141,9 +148,30 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     let topic: std::borrow::Cow<'static, str> = a.topic.clone().into();
     // Thread k sends records k, k + threads, k + 2 × threads, ...: at a fixed rate, record
     // i's intended time is i / rate whichever thread sends it.
+    let senders = std::sync::atomic::AtomicU32::new(a.threads);
     std::thread::scope(|s| {
+        // The stats thread, if asked for: it waits for the next tick or for the last sender
+        // to finish (which unparks it).
+        let stats = (a.stats_interval > 0.0).then(|| {
+            let (producer, senders) = (&producer, &senders);
+            let every = Duration::from_secs_f64(a.stats_interval);
+            s.spawn(move || {
+                let mut next = start + every;
+                while senders.load(Ordering::SeqCst) > 0 {
+                    let now = Instant::now();
+                    if now < next {
+                        std::thread::park_timeout(next - now);
+                        continue;
+                    }
+                    eprintln!("{}", stats_line(start.elapsed(), &producer.metrics()));
+                    next += every;
+                }
+            })
+        });
+        let stats = stats.as_ref().map(|h| h.thread().clone());
         for k in 0..u64::from(a.threads) {
             let (producer, tally, payload, topic) = (&producer, &tally, &payload, &topic);
+            let (senders, stats) = (&senders, stats.clone());
             let mode = a.mode;
             let (n, step) = (a.num_records, u64::from(a.threads));
             s.spawn(move || {
@@ -167,6 +195,11 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
                             }
                         }
                         Mode::Produce => tally.complete(intended, producer.produce_record(record)),
+                    }
+                }
+                if senders.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    if let Some(t) = stats {
+                        t.unpark();
                     }
                 }
             });
@@ -288,6 +321,37 @@ fn wait_until(at: Instant) {
     if at > now {
         std::thread::sleep(at - now);
     }
+}
+
+/// `--stats-interval`'s line: the snapshot's counters that say how the run is going.
+fn stats_line(at: Duration, m: &kprod::MetricsSnapshot) -> String {
+    let mut line = format!(
+        "stats at {:.1} s: in_flight={} queue_depth={} sent={} acked={} failed={} batches={} \
+         requests={} retries={} mean_batch={:.1} compression={:.2} connects={} disconnects={} \
+         throttled={} epoch_bumps={}",
+        at.as_secs_f64(),
+        m.in_flight,
+        m.queue_depth,
+        m.records_sent,
+        m.records_acked,
+        m.records_failed,
+        m.batches_sent,
+        m.requests_sent,
+        m.retries,
+        m.mean_batch_records(),
+        m.compression_ratio(),
+        m.connects,
+        m.disconnects,
+        m.throttled_responses,
+        m.epoch_bumps,
+    );
+    for b in &m.request_latency {
+        line.push_str(&format!(
+            " broker{}_rtt_us=p50:{},p99:{}",
+            b.broker, b.p50_us, b.p99_us
+        ));
+    }
+    line
 }
 
 /// Progress: on a terminal, a bar redrawn four times a second; otherwise a line every 5 s,
