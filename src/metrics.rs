@@ -91,6 +91,7 @@ impl Metrics {
             batch_bytes_uncompressed: g(&self.batch_bytes_uncompressed),
             batch_bytes_compressed: g(&self.batch_bytes_compressed),
             request_latency,
+            partitions: Vec::new(),
             records_sent: g(&self.records_sent),
             records_acked: g(&self.records_acked),
             records_failed: g(&self.records_failed),
@@ -145,6 +146,8 @@ pub struct MetricsSnapshot {
     pub batch_bytes_compressed: u64,
     /// Produce request round-trip percentiles per broker.
     pub request_latency: Vec<BrokerLatency>,
+    /// Per partition, by topic and partition: what became of its batches.
+    pub partitions: Vec<PartitionMetrics>,
     /// Records accepted into the buffer.
     pub records_sent: u64,
     /// Records acknowledged by the broker (or written with acks=0).
@@ -211,6 +214,80 @@ pub struct MetricsSnapshot {
     pub interceptor_panics: u64,
 }
 
+/// One partition's live counters: written by the I/O thread that completes its batches (one
+/// relaxed add per batch, never on the `send()` path), read by `metrics()`.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionCounters {
+    pub records_acked: AtomicU64,
+    pub records_failed: AtomicU64,
+    pub bytes_acked: AtomicU64,
+    pub bytes_failed: AtomicU64,
+    pub batches_acked: AtomicU64,
+    pub batches_failed: AtomicU64,
+    pub batches_retried: AtomicU64,
+}
+
+impl PartitionCounters {
+    /// A batch of `records` records and `bytes` bytes completed.
+    pub fn completed(&self, records: u64, bytes: u64, ok: bool) {
+        let (r, b, n) = if ok {
+            (&self.records_acked, &self.bytes_acked, &self.batches_acked)
+        } else {
+            (
+                &self.records_failed,
+                &self.bytes_failed,
+                &self.batches_failed,
+            )
+        };
+        Metrics::add(r, records);
+        Metrics::add(b, bytes);
+        Metrics::add(n, 1);
+    }
+
+    pub fn snapshot(&self, p: &crate::engine::PartitionState) -> PartitionMetrics {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        PartitionMetrics {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            queued: p.ring.len() as u64,
+            records_acked: g(&self.records_acked),
+            records_failed: g(&self.records_failed),
+            bytes_acked: g(&self.bytes_acked),
+            bytes_failed: g(&self.bytes_failed),
+            batches_acked: g(&self.batches_acked),
+            batches_failed: g(&self.batches_failed),
+            batches_retried: g(&self.batches_retried),
+        }
+    }
+}
+
+/// One partition's counters in a snapshot. Records that failed before they had a partition
+/// (an unknown topic, a metadata timeout) count only in the producer's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PartitionMetrics {
+    /// The topic.
+    pub topic: std::sync::Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// Records in its ring, not yet in a batch.
+    pub queued: u64,
+    /// Records acknowledged.
+    pub records_acked: u64,
+    /// Records whose batch failed.
+    pub records_failed: u64,
+    /// Bytes of acknowledged batches (as sent).
+    pub bytes_acked: u64,
+    /// Bytes of failed batches.
+    pub bytes_failed: u64,
+    /// Batches acknowledged.
+    pub batches_acked: u64,
+    /// Batches that failed.
+    pub batches_failed: u64,
+    /// Batches sent again after a retriable failure (once per retry).
+    pub batches_retried: u64,
+}
+
 /// Produce request round trips to one broker, from the request written to its response read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -228,6 +305,14 @@ pub struct BrokerLatency {
     /// Slowest, µs.
     pub max_us: u64,
 }
+
+/// A per-partition family: name, type, help, and the value it takes from a partition.
+type PartitionFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PartitionMetrics) -> u64,
+);
 
 /// A metric family's `# HELP` and `# TYPE` lines.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -317,6 +402,31 @@ impl MetricsSnapshot {
         ] {
             family(&mut out, name, "gauge", help);
             let _ = writeln!(out, "kprod_{name} {value}");
+        }
+        if !self.partitions.is_empty() {
+            #[rustfmt::skip]
+            let families: [PartitionFamily; 8] = [
+                ("partition_queued", "gauge", "Records in a partition's ring, not yet batched.", |p| p.queued),
+                ("partition_records_acked_total", "counter", "Records acknowledged, per partition.", |p| p.records_acked),
+                ("partition_records_failed_total", "counter", "Records whose batch failed, per partition.", |p| p.records_failed),
+                ("partition_bytes_acked_total", "counter", "Bytes of acknowledged batches, per partition.", |p| p.bytes_acked),
+                ("partition_bytes_failed_total", "counter", "Bytes of failed batches, per partition.", |p| p.bytes_failed),
+                ("partition_batches_acked_total", "counter", "Batches acknowledged, per partition.", |p| p.batches_acked),
+                ("partition_batches_failed_total", "counter", "Batches that failed, per partition.", |p| p.batches_failed),
+                ("partition_batches_retried_total", "counter", "Batches sent again, per partition.", |p| p.batches_retried),
+            ];
+            for (name, kind, help, value) in families {
+                family(&mut out, name, kind, help);
+                for p in &self.partitions {
+                    let _ = writeln!(
+                        out,
+                        "kprod_{name}{{topic=\"{}\",partition=\"{}\"}} {}",
+                        p.topic,
+                        p.partition,
+                        value(p)
+                    );
+                }
+            }
         }
         if !self.request_latency.is_empty() {
             let name = "request_latency_seconds";

@@ -286,6 +286,7 @@ impl Producer {
         );
         m.token_refreshes = self.shared.tokens.as_ref().map_or(0, |t| t.refreshes());
         m.interceptor_panics = self.shared.interceptors.as_ref().map_or(0, |i| i.panics());
+        m.partitions = self.shared.partition_metrics();
         m
     }
 

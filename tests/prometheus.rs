@@ -51,11 +51,13 @@ fn the_export_parses_and_equals_the_snapshot() {
         }
     }
     // Each numeric field of the snapshot, as a counter (`_total`) or a gauge.
-    // (Without the per-broker list, checked below.)
-    let debug = format!("{m:?}");
-    let list = debug.find("request_latency: [").unwrap();
-    let end = list + debug[list..].find(']').unwrap();
-    let debug = format!("{}{}", &debug[..list], &debug[end + 1..]);
+    // (Without the per-broker and per-partition lists, checked below.)
+    let mut debug = format!("{m:?}");
+    for list in ["request_latency: [", "partitions: ["] {
+        let at = debug.find(list).unwrap();
+        let end = at + debug[at..].find(']').unwrap();
+        debug = format!("{}{}", &debug[..at], &debug[end + 1..]);
+    }
     let fields: Vec<(String, u64)> = debug
         .trim_start_matches("MetricsSnapshot {")
         .split(", ")
@@ -86,6 +88,45 @@ fn the_export_parses_and_equals_the_snapshot() {
             "{name} has no HELP"
         );
     }
+    // Each partition's counters, labelled by topic and partition; together they are the
+    // producer's totals here (every record had a partition).
+    assert_eq!(m.partitions.len(), 4, "{:?}", m.partitions);
+    let labelled = |metric: &str, part: i32| -> Option<f64> {
+        scrape.samples.iter().find_map(|s| {
+            let hit = s.metric == metric
+                && s.labels.get("topic") == Some("prom")
+                && s.labels.get("partition") == Some(part.to_string().as_str());
+            match s.value {
+                Value::Counter(v) | Value::Gauge(v) if hit => Some(v),
+                _ => None,
+            }
+        })
+    };
+    for pm in &m.partitions {
+        let pp = pm.partition;
+        for (metric, want) in [
+            ("kprod_partition_queued", pm.queued),
+            ("kprod_partition_records_acked_total", pm.records_acked),
+            ("kprod_partition_records_failed_total", pm.records_failed),
+            ("kprod_partition_bytes_acked_total", pm.bytes_acked),
+            ("kprod_partition_bytes_failed_total", pm.bytes_failed),
+            ("kprod_partition_batches_acked_total", pm.batches_acked),
+            ("kprod_partition_batches_failed_total", pm.batches_failed),
+            ("kprod_partition_batches_retried_total", pm.batches_retried),
+        ] {
+            assert_eq!(
+                labelled(metric, pp),
+                Some(want as f64),
+                "{metric} of partition {pp}"
+            );
+        }
+        assert!(pm.records_acked > 0 && pm.batches_acked > 0, "{pm:?}");
+    }
+    let sum =
+        |f: fn(&kprod::metrics::PartitionMetrics) -> u64| m.partitions.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|p| p.records_acked), m.records_acked);
+    assert_eq!(sum(|p| p.bytes_acked), m.bytes_acked);
+    assert_eq!(sum(|p| p.records_failed), 0);
     // Each broker's round trips: the quantiles (in seconds) and the count.
     for b in &m.request_latency {
         let id = b.broker.to_string();
@@ -122,4 +163,61 @@ fn the_export_parses_and_equals_the_snapshot() {
             b.requests
         );
     }
+}
+
+#[test]
+fn per_partition_counters_count_retries_and_failures_where_they_happened() {
+    use kprod::protocol::{ApiKey, ErrorCode};
+    let cluster = MockCluster::builder().topic("pp", 2).build().unwrap();
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .retry_backoff(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    p.produce_record(ProducerRecord::new("pp").partition(1).value("warm"))
+        .unwrap();
+    // Partition 0: one retriable answer (the batch goes again), then one that fails it.
+    cluster.fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::NOT_ENOUGH_REPLICAS]);
+    p.produce_record(ProducerRecord::new("pp").partition(0).value("retried"))
+        .unwrap();
+    cluster.fail_requests(ApiKey::PRODUCE.0, &[ErrorCode::INVALID_RECORD]);
+    let e = p
+        .produce_record(ProducerRecord::new("pp").partition(0).value("refused"))
+        .unwrap_err();
+    assert_eq!(e.kafka_code(), Some(ErrorCode::INVALID_RECORD));
+    let m = p.metrics();
+    p.close(Duration::from_secs(10)).unwrap();
+    let part = |n: i32| {
+        m.partitions
+            .iter()
+            .find(|x| x.partition == n)
+            .unwrap()
+            .clone()
+    };
+    let (p0, p1) = (part(0), part(1));
+    assert_eq!(
+        (
+            p0.records_acked,
+            p0.records_failed,
+            p0.batches_failed,
+            p0.batches_retried
+        ),
+        (1, 1, 1, 1),
+        "{p0:?}"
+    );
+    assert_eq!(
+        (p1.records_acked, p1.records_failed, p1.batches_retried),
+        (1, 0, 0),
+        "{p1:?}"
+    );
+    assert!(p0.bytes_failed > 0 && p0.bytes_acked > 0, "{p0:?}");
+    let text = m.to_prometheus();
+    assert!(
+        text.contains("kprod_partition_batches_retried_total{topic=\"pp\",partition=\"0\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kprod_partition_records_failed_total{topic=\"pp\",partition=\"1\"} 0\n"),
+        "{text}"
+    );
 }

@@ -176,6 +176,7 @@ impl Shared {
             txn_queued: AtomicU64::new(u64::MAX),
             waited: AtomicBool::new(false),
             waited_since: Mutex::new(None),
+            counters: Default::default(),
         })
     }
 

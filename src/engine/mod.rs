@@ -159,6 +159,8 @@ pub(crate) struct PartitionState {
     /// ring (rare): the owner backdates the batch they join to it. `waited` says it is set.
     waited: AtomicBool,
     waited_since: Mutex<Option<Instant>>,
+    /// What became of its batches, for `metrics()`.
+    pub counters: crate::metrics::PartitionCounters,
 }
 
 /// A partition's leader and owning thread as one word.
@@ -481,6 +483,18 @@ impl Shared {
     }
 
     /// Records waiting in rings and metadata queues, not yet in a batch.
+    /// Every known partition's counters, by topic and partition.
+    pub fn partition_metrics(&self) -> Vec<crate::metrics::PartitionMetrics> {
+        let mut out = Vec::new();
+        for t in self.topics.load().values() {
+            if let Some(parts) = t.partitions.load_full() {
+                out.extend(parts.iter().map(|p| p.counters.snapshot(p)));
+            }
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
+    }
+
     pub fn queue_depth(&self) -> usize {
         let mut n = 0;
         for t in self.topics.load().values() {
@@ -653,6 +667,7 @@ mod tests {
                     txn_queued: AtomicU64::new(u64::MAX),
                     waited: AtomicBool::new(false),
                     waited_since: Mutex::new(None),
+                    counters: Default::default(),
                 })
             })
             .collect()

@@ -89,6 +89,7 @@ impl EngineCore {
         };
         Metrics::add(records, n as u64);
         Metrics::add(sizes, size);
+        p.counters.completed(n as u64, size, outcome.is_ok());
         // The callback records go to the pool as one job; handles complete here.
         let callbacks = b.completions.take_callbacks();
         if callbacks.waiting() > 0 {

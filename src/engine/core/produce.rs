@@ -277,6 +277,7 @@ impl EngineCore {
                 if b.attempts > 1 {
                     Metrics::add(&m.retries, 1);
                     Metrics::add(&m.records_retried, b.record_count() as u64);
+                    Metrics::add(&p.counters.batches_retried, 1);
                 } else {
                     Metrics::add(&m.records_batched, b.record_count() as u64);
                     Metrics::add(&m.batch_bytes_uncompressed, b.uncompressed as u64);
