@@ -84,6 +84,8 @@ impl Metrics {
         MetricsSnapshot {
             in_flight,
             queue_depth,
+            buffer_bytes: 0,
+            buffer_limit_bytes: 0,
             records_batched: g(&self.records_batched),
             records_retried: g(&self.records_retried),
             bytes_acked: g(&self.bytes_acked),
@@ -132,6 +134,10 @@ pub struct MetricsSnapshot {
     pub in_flight: u64,
     /// Records in the partition rings and metadata queues, not yet in a batch.
     pub queue_depth: u64,
+    /// Bytes of the buffer (`buffer_memory`) held by records not yet completed.
+    pub buffer_bytes: u64,
+    /// The buffer's size, `buffer_memory`.
+    pub buffer_limit_bytes: u64,
     /// Records put into batches (each once, retries not counted again).
     pub records_batched: u64,
     /// Records sent again after a retriable failure (once per retry).
@@ -398,6 +404,16 @@ impl MetricsSnapshot {
                 "queue_depth",
                 "Records queued, not yet in a batch.",
                 self.queue_depth,
+            ),
+            (
+                "buffer_bytes",
+                "Buffer bytes held by records not yet completed.",
+                self.buffer_bytes,
+            ),
+            (
+                "buffer_limit_bytes",
+                "The buffer's size (buffer_memory).",
+                self.buffer_limit_bytes,
             ),
         ] {
             family(&mut out, name, "gauge", help);

@@ -287,6 +287,8 @@ impl Producer {
         m.token_refreshes = self.shared.tokens.as_ref().map_or(0, |t| t.refreshes());
         m.interceptor_panics = self.shared.interceptors.as_ref().map_or(0, |i| i.panics());
         m.partitions = self.shared.partition_metrics();
+        m.buffer_bytes = self.shared.buffered_bytes() as u64;
+        m.buffer_limit_bytes = self.shared.config.buffer_memory as u64;
         m
     }
 

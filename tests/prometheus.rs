@@ -221,3 +221,34 @@ fn per_partition_counters_count_retries_and_failures_where_they_happened() {
         "{text}"
     );
 }
+
+#[test]
+fn buffer_use_is_what_outstanding_records_hold() {
+    let cluster = MockCluster::builder().topic("buf", 1).build().unwrap();
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .buffer_memory(8 << 20)
+        .build()
+        .unwrap();
+    p.produce("buf", (), "warm").unwrap();
+    let m = p.metrics();
+    assert_eq!((m.buffer_bytes, m.buffer_limit_bytes), (0, 8 << 20));
+    // A broker that does not answer: 100 records of 1 KB stay outstanding.
+    cluster.stall(1, true);
+    for _ in 0..100 {
+        p.send("buf", (), vec![b'x'; 1000]).unwrap();
+    }
+    let m = p.metrics();
+    assert!(
+        (100_000..200_000).contains(&m.buffer_bytes),
+        "{} bytes held by 100 records of 1,000 B",
+        m.buffer_bytes
+    );
+    assert!(m
+        .to_prometheus()
+        .contains(&format!("kprod_buffer_bytes {}\n", m.buffer_bytes)));
+    cluster.stall(1, false);
+    p.flush(Duration::from_secs(20)).unwrap();
+    assert_eq!(p.metrics().buffer_bytes, 0);
+    p.close(Duration::from_secs(10)).unwrap();
+}

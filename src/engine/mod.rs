@@ -478,6 +478,11 @@ impl Shared {
     }
 
     /// Records enqueued and not yet completed.
+    /// Bytes of the buffer (`buffer_memory`) the outstanding records hold.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes.load(SeqCst)
+    }
+
     pub fn outstanding(&self) -> usize {
         self.buffered_records.load(SeqCst)
     }
