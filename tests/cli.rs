@@ -402,18 +402,34 @@ fn mock_serves_with_stdin_at_its_end_until_sigterm_or_sigint() {
     }
 }
 
+/// A fresh directory for a test's PEM files, and a writer of one file into it (its path).
+fn pem_dir(tag: &str) -> (std::path::PathBuf, impl Fn(&str, &str) -> String) {
+    let dir = std::env::temp_dir().join(format!("kprod-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = dir.clone();
+    let file = move |name: &str, text: &str| {
+        let p = at.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    (dir, file)
+}
+
+/// SIGTERM to a `kprod mock`, which then exits 0.
+fn stop_mock(child: &mut std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    assert!(exit_status(child).success());
+}
+
 /// `kprod mock` with TLS and SCRAM, and `kprod produce` reaching it with `-X` properties (the
 /// librdkafka names): the protocol to use is printed on the second line.
 #[test]
 fn mock_serves_tls_and_sasl_and_produce_reaches_it_with_x_properties() {
     let pki = certs::pki();
-    let dir = std::env::temp_dir().join(format!("kprod-cli-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    };
+    let (dir, file) = pem_dir("tls");
     let (cert, key, ca) = (
         file("broker.pem", &pki.broker.cert),
         file("broker.key", &pki.broker.key),
@@ -470,24 +486,14 @@ fn mock_serves_tls_and_sasl_and_produce_reaches_it_with_x_properties() {
         "{err}"
     );
     assert!(!err.contains("wrong-password"), "{err}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(killed.unwrap().success());
-    assert!(exit_status(&mut child).success());
+    stop_mock(&mut child);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn mock_requires_client_certificates_and_perf_takes_security_x_properties() {
     let pki = certs::pki();
-    let dir = std::env::temp_dir().join(format!("kprod-cli-mtls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_string_lossy().into_owned()
-    };
+    let (dir, file) = pem_dir("mtls");
     let (cert, key, ca) = (
         file("broker.pem", &pki.broker.cert),
         file("broker.key", &pki.broker.key),
@@ -553,11 +559,7 @@ fn mock_requires_client_certificates_and_perf_takes_security_x_properties() {
     let err = text(&out.stderr);
     assert!(err.to_lowercase().contains("tls"), "{err}");
     assert!(!err.contains("perf-secret") && !text(&out.stdout).contains("perf-secret"));
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(killed.unwrap().success());
-    assert!(exit_status(&mut child).success());
+    stop_mock(&mut child);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
