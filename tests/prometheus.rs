@@ -231,6 +231,9 @@ fn buffer_use_is_what_outstanding_records_hold() {
         .build()
         .unwrap();
     p.produce("buf", (), "warm").unwrap();
+    // produce() returns at the completion; the record's room is given back just after it:
+    // flush waits for that.
+    p.flush(Duration::from_secs(20)).unwrap();
     let m = p.metrics();
     assert_eq!((m.buffer_bytes, m.buffer_limit_bytes), (0, 8 << 20));
     // A broker that does not answer: 100 records of 1 KB stay outstanding.
