@@ -31,6 +31,19 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
+impl RecordMetadata {
+    /// Whether the record is in the log: [`Persisted`](crate::DeliveryStatus::Persisted),
+    /// or [`PossiblyPersisted`](crate::DeliveryStatus::PossiblyPersisted) with `acks=0` (offset
+    /// -1: the broker does not answer, so nothing says it wrote the record).
+    pub fn status(&self) -> crate::DeliveryStatus {
+        if self.offset < 0 {
+            crate::DeliveryStatus::PossiblyPersisted
+        } else {
+            crate::DeliveryStatus::Persisted
+        }
+    }
+}
+
 /// A record's outcome.
 pub type DeliveryResult = Result<RecordMetadata, Error>;
 
@@ -180,7 +193,7 @@ fn fire(target: Option<Target>, result: DeliveryResult) {
 impl Drop for Completer {
     fn drop(&mut self) {
         if self.target.is_some() {
-            self.fire(Err(Error::Closed));
+            self.fire(Err(Error::closed()));
         }
     }
 }
@@ -335,7 +348,7 @@ fn take(st: &mut State) -> DeliveryResult {
     match std::mem::replace(st, State::Taken) {
         State::Done(r) => r,
         // A handle is consumed when it takes the result, so this cannot happen.
-        _ => Err(Error::Closed),
+        _ => Err(Error::closed()),
     }
 }
 
@@ -361,7 +374,7 @@ impl Future for DeliveryHandle {
                 }
                 Poll::Pending
             }
-            State::Taken => Poll::Ready(Err(Error::Closed)),
+            State::Taken => Poll::Ready(Err(Error::closed())),
         }
     }
 }
@@ -393,12 +406,12 @@ mod tests {
     fn dropped_completer_fires_closed_exactly_once() {
         let (c, h) = delivery_channel();
         drop(c);
-        assert!(matches!(h.wait(), Err(Error::Closed)));
+        assert!(matches!(h.wait(), Err(Error::Closed { .. })));
 
         let calls = Arc::new(AtomicUsize::new(0));
         let n = calls.clone();
         let c = Completer::callback(move |r| {
-            assert!(matches!(r, Err(Error::Closed)));
+            assert!(matches!(r, Err(Error::Closed { .. })));
             n.fetch_add(1, Ordering::SeqCst);
         });
         assert!(c.is_callback());
@@ -492,7 +505,7 @@ mod tests {
             if i % 2 == 0 {
                 assert_eq!(r.unwrap(), i as i64);
             } else {
-                assert!(matches!(r, Err(Error::Closed)));
+                assert!(matches!(r, Err(Error::Closed { .. })));
             }
         }
     }

@@ -78,13 +78,71 @@ impl fmt::Display for TransactionError {
     }
 }
 
-/// Where an error applies: a topic, and a partition when one was chosen.
+/// Whether a record is in the partition's log (librdkafka's `rd_kafka_msg_status_t`): what
+/// an application needs to know before it sends a failed record again, since sending again a
+/// record that may already be in the log can write it twice.
+///
+/// ```
+/// use kprod::{DeliveryStatus, Error, protocol::ErrorCode};
+/// // An error returned at the call, or a broker's definite refusal: not written.
+/// let e = Error::kafka(ErrorCode::MESSAGE_TOO_LARGE, "orders", 0);
+/// assert_eq!(e.delivery_status(), DeliveryStatus::NotPersisted);
+/// assert!(!e.delivery_status().may_be_in_log());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum DeliveryStatus {
+    /// Certainly not in the log: it was never sent, or every attempt was refused by a broker
+    /// answer that means it was not written. Sending it again cannot duplicate it.
+    #[default]
+    NotPersisted,
+    /// Perhaps in the log: an attempt was sent and no definite answer came back (the
+    /// connection was lost, the request timed out, the broker answered REQUEST_TIMED_OUT, the
+    /// record was purged or the producer closed while in flight), or it was sent with
+    /// `acks=0`. Sending it again may write it twice.
+    PossiblyPersisted,
+    /// In the log: the broker acknowledged it.
+    Persisted,
+}
+
+impl DeliveryStatus {
+    /// The status of a record's outcome: `Persisted` for a delivered record (
+    /// `PossiblyPersisted` with `acks=0`, where the broker does not answer), the error's
+    /// [`Error::delivery_status`] for a failed one.
+    pub fn of(result: &crate::DeliveryResult) -> DeliveryStatus {
+        match result {
+            Ok(m) => m.status(),
+            Err(e) => e.delivery_status(),
+        }
+    }
+
+    /// Whether the record may be in the log (`PossiblyPersisted` or `Persisted`).
+    pub fn may_be_in_log(self) -> bool {
+        self != DeliveryStatus::NotPersisted
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeliveryStatus::NotPersisted => "not persisted",
+            DeliveryStatus::PossiblyPersisted => "possibly persisted",
+            DeliveryStatus::Persisted => "persisted",
+        })
+    }
+}
+
+/// Where an error applies: a topic, and a partition when one was chosen; and, for a record's
+/// delivery error, whether the record may be in the log anyway.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Location {
     /// The topic, if the error concerns one.
     pub topic: Option<Arc<str>>,
     /// The partition, if one was chosen.
     pub partition: Option<i32>,
+    /// Whether the record is in the log ([`DeliveryStatus::NotPersisted`] for an error
+    /// returned at the call).
+    pub status: DeliveryStatus,
 }
 
 impl fmt::Display for Location {
@@ -174,9 +232,13 @@ pub enum Error {
         /// Where.
         at: Location,
     },
-    /// The producer is closed.
-    #[error("the producer is closed")]
-    Closed,
+    /// The producer is closed (a send after [`close`](crate::Producer::close), or a record
+    /// still pending when the producer was dropped or closed).
+    #[error("{at}the producer is closed")]
+    Closed {
+        /// Where (for a pending record), and whether it was in flight.
+        at: Location,
+    },
     /// A typed producer's serializer could not encode a key or value.
     #[error("{topic}: serialization failed: {reason}")]
     Serialization {
@@ -244,7 +306,7 @@ pub enum Error {
     /// A transactional producer's call or record failed: [`TransactionError`] says what the
     /// application may do next. Not retriable as such (a timed-out transaction call is
     /// [`Error::Timeout`] with [`Deadline::Transaction`], and may be repeated).
-    #[error("transaction error ({kind}){}: {message}", code.map(|c| format!(" {}", c.name())).unwrap_or_default())]
+    #[error("{at}transaction error ({kind}){}: {message}", code.map(|c| format!(" {}", c.name())).unwrap_or_default())]
     Transaction {
         /// What the application may do.
         kind: TransactionError,
@@ -252,6 +314,8 @@ pub enum Error {
         code: Option<ErrorCode>,
         /// What happened.
         message: String,
+        /// Where (for a record's failure).
+        at: Location,
     },
     /// A [`ProducerInterceptor`](crate::ProducerInterceptor)'s `on_send` refused the record
     /// (or panicked): the call fails and the record is handed back. Not retriable as such:
@@ -281,6 +345,7 @@ impl Location {
         Location {
             topic: Some(topic.into()),
             partition: Some(partition),
+            status: DeliveryStatus::NotPersisted,
         }
     }
 
@@ -289,6 +354,7 @@ impl Location {
         Location {
             topic: Some(topic.into()),
             partition: None,
+            status: DeliveryStatus::NotPersisted,
         }
     }
 }
@@ -307,6 +373,8 @@ macro_rules! located {
             | Error::Authentication { $at, .. }
             | Error::Tls { $at, .. }
             | Error::Purged { $at, .. }
+            | Error::Closed { $at }
+            | Error::Transaction { $at, .. }
             | Error::Protocol { $at, .. } => $then,
             _ => $otherwise,
         }
@@ -319,10 +387,14 @@ impl Error {
         Error::Kafka {
             code,
             message: None,
-            at: Location {
-                topic: Some(topic.into()),
-                partition: Some(partition),
-            },
+            at: Location::at(topic, partition),
+        }
+    }
+
+    /// The error a record or call gets from a closed producer.
+    pub fn closed() -> Self {
+        Error::Closed {
+            at: Location::default(),
         }
     }
 
@@ -346,7 +418,7 @@ impl Error {
             | Error::UnknownTopic { .. }
             | Error::InvalidTopic { .. }
             | Error::InvalidPartition { .. }
-            | Error::Closed
+            | Error::Closed { .. }
             | Error::Serialization { .. }
             | Error::Config { .. }
             | Error::Authentication { .. }
@@ -364,6 +436,24 @@ impl Error {
     /// The same error at `loc` (for the errors that carry a location).
     pub(crate) fn at(mut self, loc: Location) -> Self {
         located!(&mut self, at => *at = loc, ());
+        self
+    }
+
+    /// Whether the record this error failed may be in the log anyway ([`DeliveryStatus`]).
+    /// An error returned at the call is always `NotPersisted`; a record's delivery error
+    /// says what its batch's attempts left behind.
+    ///
+    /// ```
+    /// use kprod::{DeliveryStatus, Error};
+    /// assert_eq!(Error::closed().delivery_status(), DeliveryStatus::NotPersisted);
+    /// ```
+    pub fn delivery_status(&self) -> DeliveryStatus {
+        located!(self, at => at.status, DeliveryStatus::NotPersisted)
+    }
+
+    /// The same error with `status` (for the errors that carry a location).
+    pub(crate) fn with_status(mut self, status: DeliveryStatus) -> Self {
+        located!(&mut self, at => at.status = status, ());
         self
     }
 
@@ -407,6 +497,7 @@ impl Error {
             kind,
             code,
             message: message.into(),
+            at: Location::default(),
         }
     }
 }
@@ -452,15 +543,12 @@ mod tests {
     fn retriability() {
         assert!(Error::kafka(ErrorCode::NOT_LEADER_OR_FOLLOWER, "t", 0).is_retriable());
         assert!(!Error::kafka(ErrorCode::MESSAGE_TOO_LARGE, "t", 0).is_retriable());
-        assert!(!Error::Closed.is_retriable());
+        assert!(!Error::closed().is_retriable());
         assert!(!validate_topic("").unwrap_err().is_retriable());
         let t = Error::Timeout {
             deadline: Deadline::Delivery,
             after: Duration::from_secs(120),
-            at: Location {
-                topic: Some("t".into()),
-                partition: Some(2),
-            },
+            at: Location::at("t", 2),
         };
         assert!(t.is_retriable());
         assert_eq!(t.to_string(), "t[2]: delivery timeout of 120s expired");

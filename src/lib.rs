@@ -47,7 +47,7 @@ pub mod transaction;
 pub use config::{Acks, ProducerConfig, ProducerConfigBuilder};
 pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use engine::resolver::{Resolve, SystemResolver};
-pub use error::{Deadline, Error, TransactionError};
+pub use error::{Deadline, DeliveryStatus, Error, TransactionError};
 pub use interceptor::ProducerInterceptor;
 pub use metrics::MetricsSnapshot;
 pub use producer::{ProduceAllResults, Producer, PurgeScope, SendError, TypedProducer};

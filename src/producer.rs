@@ -574,7 +574,7 @@ impl Producer {
     /// ```
     pub fn purge(&self, scope: PurgeScope, timeout: Duration) -> Result<(), Error> {
         if self.threads.lock().is_empty() || self.shared.closing.load(SeqCst) {
-            return Err(Error::Closed);
+            return Err(Error::closed());
         }
         let deadline = Instant::now() + timeout;
         let n = self
@@ -633,7 +633,7 @@ impl Producer {
             CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
         };
         if self.threads.lock().is_empty() || self.shared.closing.load(SeqCst) {
-            return Err(Error::Closed);
+            return Err(Error::closed());
         }
         let deadline = Instant::now() + timeout;
         let mut results: Vec<Option<Result<(), Error>>> = topics

@@ -145,7 +145,7 @@ fn timed_out(after: Duration) -> Error {
 impl Producer {
     fn transactions(&self) -> Result<&Transactions, Error> {
         if self.threads.lock().is_empty() || self.shared.closing.load(SeqCst) {
-            return Err(Error::Closed);
+            return Err(Error::closed());
         }
         self.shared.txn.as_ref().ok_or_else(|| {
             Error::transaction(

@@ -314,7 +314,7 @@ fn run_case(ops: &[Op], end: End, intercepted: bool) -> Result<(), TestCaseError
                     r2.fetch_add(1, Ordering::SeqCst);
                 })
                 .unwrap_err();
-            prop_assert!(matches!(e.error, Error::Closed), "{:?}", e.error);
+            prop_assert!(matches!(e.error, Error::Closed { .. }), "{:?}", e.error);
             let m = producer.metrics();
             if intercepted {
                 prop_assert_eq!(

@@ -72,6 +72,6 @@ fn no_answer_is_a_timeout_at_the_deadline() {
     p.close(Duration::ZERO).ok();
     assert!(matches!(
         p.create_topics(&[NewTopic::new("x", 1)], Duration::from_secs(1)),
-        Err(Error::Closed)
+        Err(Error::Closed { .. })
     ));
 }

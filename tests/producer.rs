@@ -299,7 +299,7 @@ fn broker_down_ends_in_delivery_timeout_and_close_is_bounded() {
     );
     assert!(matches!(
         p.send("down", (), "after").unwrap_err().error,
-        Error::Closed
+        Error::Closed { .. }
     ));
 }
 

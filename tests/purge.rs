@@ -236,6 +236,6 @@ fn purge_after_close_is_refused() {
     p.close(Duration::from_secs(5)).unwrap();
     assert!(matches!(
         p.purge(PurgeScope::Buffered, Duration::from_secs(1)),
-        Err(Error::Closed)
+        Err(Error::Closed { .. })
     ));
 }

@@ -236,7 +236,13 @@ fn abort_fails_unsent_records_with_the_reason() {
         );
         assert!(
             e.to_string()
-                .contains("aborted before this record was sent"),
+                .contains("aborted before this record was delivered"),
+            "{e}"
+        );
+        // Never sent (the broker was not reached): certainly not in the log.
+        assert_eq!(
+            e.delivery_status(),
+            kprod::DeliveryStatus::NotPersisted,
             "{e}"
         );
     }

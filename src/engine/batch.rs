@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::delivery::{Completer, DeliveryResult, RecordMetadata};
-use crate::error::Error;
+use crate::error::{DeliveryStatus, Error};
 use crate::protocol::compression::{Compression, Compressor};
 use crate::protocol::record_batch::{
     decode_one, estimated_record_size, restamp_producer_state, BatchHeader, Header,
@@ -268,7 +268,20 @@ impl ProducerBatch {
                 self.completions
                     .succeed(topic, partition, base_offset, append_time, deliver)
             }
-            Err(e) => self.completions.fail(&e, deliver),
+            Err(e) => {
+                let e = e.with_status(self.failure_status());
+                self.completions.fail(&e, deliver)
+            }
+        }
+    }
+
+    /// What a failure of this batch says of its records: possibly in the log if an attempt
+    /// was sent and never definitely refused (or it was purged in flight), else not.
+    pub fn failure_status(&self) -> DeliveryStatus {
+        if self.maybe_written || self.purged {
+            DeliveryStatus::PossiblyPersisted
+        } else {
+            DeliveryStatus::NotPersisted
         }
     }
 }
@@ -899,7 +912,7 @@ mod tests {
         }
         let moved = all.take_callbacks();
         assert_eq!((moved.waiting(), all.waiting()), (3, 0));
-        moved.fail(&Error::Closed, &mut run);
+        moved.fail(&Error::closed(), &mut run);
     }
     use crate::protocol::compression::{Compression, CompressionConfig};
     use crate::protocol::record_batch::decode_record_batches;
@@ -1017,12 +1030,12 @@ mod tests {
         let (w, h) = delivery_channel();
         c.push(0, w);
         let mut failed = 0;
-        c.fail(&Error::Closed, &mut |c, r| {
+        c.fail(&Error::closed(), &mut |c, r| {
             failed += 1;
             c.complete(r)
         });
         assert_eq!(failed, 1);
-        assert!(matches!(h.wait(), Err(Error::Closed)));
+        assert!(matches!(h.wait(), Err(Error::Closed { .. })));
     }
 
     #[test]
@@ -1062,7 +1075,7 @@ mod tests {
         let b0 = a.ready.pop_front().unwrap();
         let b1 = a.ready.pop_front().unwrap();
         drop(b0);
-        a.requeue(b1, t0 + Duration::from_millis(100), Error::Closed);
+        a.requeue(b1, t0 + Duration::from_millis(100), Error::closed());
         assert_eq!(a.ready[0].base_sequence, 1);
         assert_eq!(a.ready[1].base_sequence, 2);
         assert!(
@@ -1093,9 +1106,9 @@ mod tests {
         // The first two are sent and both come back, the later one first.
         let b0 = a.ready.pop_front().unwrap();
         let b1 = a.ready.pop_front().unwrap();
-        a.requeue(b1, Instant::now(), Error::Closed);
+        a.requeue(b1, Instant::now(), Error::closed());
         assert_eq!(seqs(&a), [i32::MAX, 0]);
-        a.requeue(b0, Instant::now(), Error::Closed);
+        a.requeue(b0, Instant::now(), Error::closed());
         assert_eq!(seqs(&a), [i32::MAX - 1, i32::MAX, 0]);
     }
 
@@ -1123,7 +1136,7 @@ mod tests {
         assert_eq!(a.acked_end, 2);
         a.in_flight -= 1;
         b0.maybe_written = true;
-        a.requeue(b0, Instant::now(), Error::Closed);
+        a.requeue(b0, Instant::now(), Error::closed());
         assert_eq!(seqs(&a), [0, 2], "the lost one first");
         assert!(!a.settled(), "a maybe-written batch waits: no renumbering");
         let b0 = a.ready.pop_front().unwrap();
@@ -1214,7 +1227,7 @@ mod tests {
         };
         assert_eq!(values(&second), ["v2", "v3", "v4"]);
         a.in_flight = 0;
-        a.requeue_split(first, second, t0, Error::Closed);
+        a.requeue_split(first, second, t0, Error::closed());
         let seqs: Vec<i32> = a.ready.iter().map(|b| b.base_sequence).collect();
         assert_eq!(
             seqs,
@@ -1263,7 +1276,7 @@ mod tests {
         batches(&mut a, 3, IDS);
         let mut b0 = a.ready.pop_front().unwrap();
         b0.maybe_written = true; // its connection was cut
-        a.requeue(b0, Instant::now(), Error::Closed);
+        a.requeue(b0, Instant::now(), Error::closed());
         a.gap = true; // some other batch failed
         assert!(!a.settled());
         assert!(!a.rewind_if_settled(), "never renumber what may be written");

@@ -619,12 +619,12 @@ impl Shared {
 
     /// The error of the fatal state.
     pub fn fatal_error(&self) -> Error {
-        self.fatal_error.lock().clone().unwrap_or(Error::Closed)
+        self.fatal_error.lock().clone().unwrap_or(Error::closed())
     }
 
     /// The error records left at shutdown fail with.
     pub fn shutdown_error(&self) -> Error {
-        self.abort_error.lock().clone().unwrap_or(Error::Closed)
+        self.abort_error.lock().clone().unwrap_or(Error::closed())
     }
 
     /// A timeout error for `deadline` at a topic/partition: the security failure that kept

@@ -166,7 +166,7 @@ impl Shared {
         want: bool,
     ) -> Result<Option<Arc<PartitionState>>, (Error, PendingRecord)> {
         if self.closing.load(Relaxed) {
-            return Err((Error::Closed, record));
+            return Err((Error::closed(), record));
         }
         if self.fatal.load(Relaxed) {
             return Err((self.fatal_error(), record));
@@ -207,7 +207,7 @@ impl Shared {
         let mut budget = Budget::new(max_block);
         if !self.reserve(record.reserved, &mut budget) {
             let e = if self.abort.load(Relaxed) {
-                Error::Closed
+                Error::closed()
             } else {
                 Error::QueueFull {
                     at: Location::topic(topic),
@@ -270,7 +270,7 @@ impl Shared {
                         .wait_until(d, || !p.ring.is_full() || self.abort.load(SeqCst));
                     if !room || self.abort.load(SeqCst) {
                         let e = if self.abort.load(SeqCst) {
-                            Error::Closed
+                            Error::closed()
                         } else {
                             Error::QueueFull {
                                 at: Location::at(&t.name, p.partition),

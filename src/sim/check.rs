@@ -1,6 +1,7 @@
 //! The promises every simulated run is checked for, as `tests/support/scenario.rs` checks
 //! them through real sockets: one completion per record; every record reported delivered is
-//! in the log exactly once, at its offset; per-partition send order; every failure names why;
+//! in the log exactly once, at its offset; per-partition send order; every failure names why,
+//! and one said not to be persisted is not in the log;
 //! the delivery timeout holds on the virtual clock; records sent once the faults are over are
 //! all delivered.
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::{World, TOPIC};
-use crate::error::{Deadline, Error};
+use crate::error::{Deadline, DeliveryStatus, Error};
 use crate::protocol::ErrorCode;
 
 /// A record's story.
@@ -138,6 +139,16 @@ pub(super) fn check(w: &World) -> Result<(), String> {
                 None => return Err(format!("record {i} reported at {p}/{off}, not in the log")),
             },
             Err(err) => {
+                // What the error says of the log must be true: a record said not to be
+                // persisted is not there (one in the log said so could be sent again and
+                // written twice).
+                if let (DeliveryStatus::NotPersisted, Some((p, off))) =
+                    (err.delivery_status(), at.get(&i))
+                {
+                    return Err(format!(
+                        "record {i} failed as not persisted ({err}) but is in the log at {p}/{off}"
+                    ));
+                }
                 // (A transactional run's abort after the faults is checked with the
                 // transactions.)
                 let aborted = w.txn.as_ref().is_some_and(|d| d.aborted.contains(&i));

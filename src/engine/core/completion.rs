@@ -9,7 +9,7 @@ use crate::engine::batch::{Completions, ProducerBatch};
 use crate::engine::callbacks::Job;
 use crate::engine::transaction;
 use crate::engine::PartitionState;
-use crate::error::{Error, Location, TransactionError};
+use crate::error::{DeliveryStatus, Error, Location, TransactionError};
 use crate::metrics::Metrics;
 
 /// Queues `job` on the callback pool, counted before its records are released; runs it here
@@ -81,6 +81,9 @@ impl EngineCore {
             }
             self.shared.notify_done();
         }
+        if let Err(e) = outcome {
+            outcome = Err(e.with_status(b.failure_status()));
+        }
         let m = &self.shared.metrics;
         let (records, sizes) = if outcome.is_ok() {
             (&m.records_acked, &m.bytes_acked)
@@ -120,11 +123,10 @@ impl EngineCore {
                 if let Ctx::Produce(batches) = f.context {
                     for (p, b) in batches {
                         p.acc.lock().in_flight -= 1;
-                        let e = match &err {
-                            Error::Closed => Error::Closed,
-                            other => other.clone(),
-                        };
-                        self.complete(&p, b, Err(e));
+                        // In flight: the broker may have written it.
+                        let mut b = b;
+                        b.maybe_written = true;
+                        self.complete(&p, b, Err(err.clone()));
                     }
                 }
             }
@@ -169,11 +171,10 @@ impl EngineCore {
                 Error::transaction(
                     TransactionError::Abortable,
                     None,
-                    format!(
-                        "{at}the transaction was aborted before this record was sent; it \
-                         was not written"
-                    ),
+                    "the transaction was aborted before this record was delivered (its \
+                     delivery status says whether an earlier attempt may have been written)",
                 )
+                .at(at)
             } else {
                 Error::Purged {
                     in_flight: false,
@@ -256,7 +257,8 @@ impl EngineCore {
                 let e = Error::Purged {
                     in_flight: true,
                     at,
-                };
+                }
+                .with_status(DeliveryStatus::PossiblyPersisted);
                 Metrics::add(&self.shared.metrics.records_failed, records as u64);
                 waiting.fail(&e, &mut self.deliver());
                 self.shared.release(records, reserved);
