@@ -32,6 +32,10 @@ pub struct InFlight<T> {
     pub version: i16,
     /// When it was queued.
     pub sent_at: Instant,
+    /// When its last byte was written to the socket (see [`Connection::written`]).
+    pub written_at: Option<Instant>,
+    /// Where its bytes end in the connection's output stream.
+    end: u64,
     /// The caller's context.
     pub context: T,
 }
@@ -73,6 +77,9 @@ pub struct Connection<T> {
     inbuf: BytesMut,
     splitter: FrameSplitter,
     in_flight: VecDeque<InFlight<T>>,
+    /// Bytes queued for the socket since the connection began, and of them written.
+    queued_total: u64,
+    written_total: u64,
     /// Correlation ids of the latest requests sent expecting no answer (at most
     /// [`UNANSWERED_KEPT`]), so that an answer to one is recognised and dropped.
     unanswered: VecDeque<i32>,
@@ -100,6 +107,8 @@ impl<T> Connection<T> {
             inbuf: BytesMut::new(),
             splitter: FrameSplitter::new(max_frame),
             in_flight: VecDeque::new(),
+            queued_total: 0,
+            written_total: 0,
             unanswered: VecDeque::new(),
         }
     }
@@ -126,7 +135,9 @@ impl<T> Connection<T> {
         context: T,
     ) -> Result<(i32, Option<T>), ConnectionError> {
         let cid = self.next_correlation;
+        let before = self.out.len();
         encode_request(req, version, cid, self.client_id.as_deref(), &mut self.out)?;
+        self.queued_total += (self.out.len() - before) as u64;
         self.next_correlation = self.next_correlation.wrapping_add(1);
         if !expects_response {
             if self.unanswered.len() == UNANSWERED_KEPT {
@@ -140,6 +151,8 @@ impl<T> Connection<T> {
             api_key: R::API_KEY,
             version,
             sent_at: now,
+            written_at: None,
+            end: self.queued_total,
             context,
         });
         Ok((cid, None))
@@ -152,10 +165,26 @@ impl<T> Connection<T> {
 
     /// Records that the socket took `n` bytes of [`transmit`](Self::transmit).
     pub fn consumed(&mut self, n: usize) {
-        self.out_pos += n.min(self.out.len() - self.out_pos);
+        let n = n.min(self.out.len() - self.out_pos);
+        self.written_total += n as u64;
+        self.out_pos += n;
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
+        }
+    }
+
+    /// Notes `now` as the time the socket took every request whose bytes have all been
+    /// [`consumed`](Self::consumed) (over TLS: taken into the session, just before its
+    /// ciphertext is written).
+    pub fn written(&mut self, now: Instant) {
+        for f in self.in_flight.iter_mut().rev() {
+            if f.written_at.is_some() {
+                break;
+            }
+            if f.end <= self.written_total {
+                f.written_at = Some(now);
+            }
         }
     }
 

@@ -49,7 +49,7 @@ pub use delivery::{DeliveryHandle, DeliveryResult, RecordMetadata};
 pub use engine::resolver::{Resolve, SystemResolver};
 pub use error::{Deadline, DeliveryStatus, Error, TransactionError};
 pub use interceptor::ProducerInterceptor;
-pub use metrics::MetricsSnapshot;
+pub use metrics::{LatencySummary, MetricsSnapshot, StageLatency};
 pub use producer::{ProduceAllResults, Producer, PurgeScope, SendError, TypedProducer};
 pub use protocol::compression::Compression;
 pub use protocol::record_batch::Header;

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+
+use crate::engine::batch::StageStamps;
 
 /// Live counters (relaxed atomics, updated off the send path where possible).
 #[derive(Debug, Default)]
@@ -48,6 +50,41 @@ pub(crate) struct Metrics {
     /// Produce request round trips per broker, µs (one entry per response: no per-record
     /// cost; the lock is taken by the owning I/O thread and by `snapshot`).
     pub request_latency: Mutex<BTreeMap<i32, Histogram<u64>>>,
+    /// Stage latencies of the records timed through them, ns (one entry per timed record,
+    /// at most one per batch; the lock is taken where its completion is delivered).
+    pub stages: Mutex<StageHistograms>,
+    /// Each connection's requests in flight (dropped with the connection).
+    pub broker_gauges: Mutex<Vec<std::sync::Weak<BrokerGauge>>>,
+}
+
+/// One connection's requests in flight, written by its I/O thread once a turn.
+#[derive(Debug)]
+pub(crate) struct BrokerGauge {
+    pub broker: i32,
+    pub in_flight: AtomicU64,
+}
+
+/// One histogram per stage of a timed record's life, ns.
+#[derive(Debug)]
+pub(crate) struct StageHistograms {
+    queued: Histogram<u64>,
+    sending: Histogram<u64>,
+    broker: Histogram<u64>,
+    completing: Histogram<u64>,
+    total: Histogram<u64>,
+}
+
+impl Default for StageHistograms {
+    fn default() -> Self {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid bounds");
+        StageHistograms {
+            queued: h(),
+            sending: h(),
+            broker: h(),
+            completing: h(),
+            total: h(),
+        }
+    }
 }
 
 impl Metrics {
@@ -61,6 +98,34 @@ impl Metrics {
         h.saturating_record(us);
     }
 
+    /// Notes a timed record's stages: `stamps` from its batch, acknowledged at `acked`, its
+    /// completion delivered at `delivered`.
+    pub fn stages(&self, stamps: &StageStamps, acked: Instant, delivered: Instant) {
+        let ns = |from: Instant, to: Instant| {
+            (to.saturating_duration_since(from).as_nanos() as u64).max(1)
+        };
+        let written = stamps.written.unwrap_or(stamps.batched);
+        let mut h = self.stages.lock();
+        h.queued
+            .saturating_record(ns(stamps.enqueued, stamps.batched));
+        h.sending.saturating_record(ns(stamps.batched, written));
+        h.broker.saturating_record(ns(written, acked));
+        h.completing.saturating_record(ns(acked, delivered));
+        h.total.saturating_record(ns(stamps.enqueued, delivered));
+    }
+
+    /// A gauge for a new connection to `broker`.
+    pub fn broker_gauge(&self, broker: i32) -> std::sync::Arc<BrokerGauge> {
+        let g = std::sync::Arc::new(BrokerGauge {
+            broker,
+            in_flight: AtomicU64::new(0),
+        });
+        let mut all = self.broker_gauges.lock();
+        all.retain(|w| w.strong_count() > 0);
+        all.push(std::sync::Arc::downgrade(&g));
+        g
+    }
+
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Relaxed);
     }
@@ -68,20 +133,45 @@ impl Metrics {
     /// The counters now; `in_flight` and `queue_depth` come from the engine.
     pub fn snapshot(&self, in_flight: u64, queue_depth: u64) -> MetricsSnapshot {
         let g = |c: &AtomicU64| c.load(Relaxed);
-        let request_latency = self
+        let mut in_flight_by: BTreeMap<i32, u64> = BTreeMap::new();
+        for g in self.broker_gauges.lock().iter().filter_map(|w| w.upgrade()) {
+            *in_flight_by.entry(g.broker).or_default() += g.in_flight.load(Relaxed);
+        }
+        let mut request_latency: Vec<BrokerLatency> = self
             .request_latency
             .lock()
             .iter()
             .map(|(&broker, h)| BrokerLatency {
                 broker,
                 requests: h.len(),
+                in_flight: in_flight_by.remove(&broker).unwrap_or(0),
                 p50_us: h.value_at_quantile(0.50),
                 p99_us: h.value_at_quantile(0.99),
                 p999_us: h.value_at_quantile(0.999),
                 max_us: h.max(),
             })
             .collect();
+        // Brokers with requests in flight and none answered yet.
+        for (broker, in_flight) in in_flight_by.into_iter().filter(|&(_, n)| n > 0) {
+            request_latency.push(BrokerLatency {
+                broker,
+                in_flight,
+                ..BrokerLatency::default()
+            });
+        }
+        request_latency.sort_by_key(|b| b.broker);
+        let stages = {
+            let h = self.stages.lock();
+            StageLatency {
+                queued: LatencySummary::of(&h.queued),
+                sending: LatencySummary::of(&h.sending),
+                broker: LatencySummary::of(&h.broker),
+                completing: LatencySummary::of(&h.completing),
+                total: LatencySummary::of(&h.total),
+            }
+        };
         MetricsSnapshot {
+            stages,
             in_flight,
             queue_depth,
             buffer_bytes: 0,
@@ -152,6 +242,9 @@ pub struct MetricsSnapshot {
     pub batch_bytes_compressed: u64,
     /// Produce request round-trip percentiles per broker.
     pub request_latency: Vec<BrokerLatency>,
+    /// Where the time of the records timed through their stages went
+    /// ([`stage_sampling`](crate::ProducerConfigBuilder::stage_sampling)).
+    pub stages: StageLatency,
     /// Per partition, by topic and partition: what became of its batches.
     pub partitions: Vec<PartitionMetrics>,
     /// Records accepted into the buffer.
@@ -294,14 +387,106 @@ pub struct PartitionMetrics {
     pub batches_retried: u64,
 }
 
-/// Produce request round trips to one broker, from the request written to its response read.
+/// Per-record stage latency, for the records timed through their stages (one in
+/// [`stage_sampling`](crate::ProducerConfigBuilder::stage_sampling) per calling thread, at most
+/// one per batch, delivered ones only): what answers "is my p99 linger, compression, the
+/// broker or my callback?".
+///
+/// ```
+/// # #[cfg(feature = "mock")] {
+/// use std::time::Duration;
+/// let cluster = kprod::mock::MockCluster::builder().topic("t", 1).build().unwrap();
+/// let p = kprod::Producer::builder()
+///     .bootstrap_servers(&cluster.bootstrap_servers())
+///     .stage_sampling(1) // time every record
+///     .build()
+///     .unwrap();
+/// p.produce("t", "k", "v").unwrap();
+/// // The stages are recorded just after the completion is delivered; flush() waits for that.
+/// p.flush(Duration::from_secs(5)).unwrap();
+/// let s = p.metrics().stages;
+/// assert_eq!(s.total.count, 1);
+/// assert!(s.broker.p50 <= s.total.max);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StageLatency {
+    /// Sent → in a closed batch: the ring, the linger wait, encoding and compression.
+    pub queued: LatencySummary,
+    /// In a closed batch → written to the socket: waiting for a request slot, a connection,
+    /// metadata or a retry backoff (the last attempt's write counts).
+    pub sending: LatencySummary,
+    /// Written → acknowledged: the network and the broker.
+    pub broker: LatencySummary,
+    /// Acknowledged → completion delivered: waking the waiter, or the batch's callbacks run
+    /// on the callback pool (the queue to it included).
+    pub completing: LatencySummary,
+    /// Sent → completion delivered.
+    pub total: LatencySummary,
+}
+
+impl StageLatency {
+    /// One line of p50/p99 per stage, as `kprod perf` prints it.
+    pub fn line(&self) -> String {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let one =
+            |name: &str, s: &LatencySummary| format!("{name} {:.0}/{:.0}", us(s.p50), us(s.p99));
+        format!(
+            "stages p50/p99 µs ({} timed): {} · {} · {} · {} · {}",
+            self.total.count,
+            one("queued", &self.queued),
+            one("sending", &self.sending),
+            one("broker", &self.broker),
+            one("completing", &self.completing),
+            one("total", &self.total),
+        )
+    }
+}
+
+/// Percentiles of one latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LatencySummary {
+    /// How many were measured.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// 99.9th percentile.
+    pub p999: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+impl LatencySummary {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let d = Duration::from_nanos;
+        LatencySummary {
+            count: h.len(),
+            p50: d(h.value_at_quantile(0.50)),
+            p99: d(h.value_at_quantile(0.99)),
+            p999: d(h.value_at_quantile(0.999)),
+            max: d(h.max()),
+        }
+    }
+}
+
+/// One broker: its Produce request round trips, from the request queued for the socket to its
+/// response read, and its requests in flight now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BrokerLatency {
     /// Broker id (-1: a bootstrap address before metadata named it).
     pub broker: i32,
-    /// Requests answered.
+    /// Produce requests answered.
     pub requests: u64,
+    /// Requests (of any kind) sent to it and not yet answered, over all its connections.
+    pub in_flight: u64,
     /// Median, µs.
     pub p50_us: u64,
     /// 99th percentile, µs.
@@ -342,7 +527,9 @@ impl MetricsSnapshot {
     /// The snapshot in the Prometheus text exposition format (version 0.0.4): each counter
     /// as `kprod_<name>_total`, the two gauges (`kprod_in_flight`, `kprod_queue_depth`), and
     /// per broker the Produce round trip as a summary
-    /// (`kprod_request_latency_seconds{broker="1",quantile="0.5"}`, `_count`) and its maximum.
+    /// (`kprod_request_latency_seconds{broker="1",quantile="0.5"}`, `_count`), its maximum
+    /// and the requests in flight (`kprod_broker_in_flight`), and the stage latencies as a
+    /// summary per stage (`kprod_stage_latency_seconds{stage="broker",quantile="0.99"}`).
     /// Serve it from any HTTP endpoint a scraper reads.
     ///
     /// ```
@@ -477,6 +664,61 @@ impl MetricsSnapshot {
                     "kprod_{name}{{broker=\"{}\"}} {}",
                     b.broker,
                     secs(b.max_us)
+                );
+            }
+            let name = "broker_in_flight";
+            family(
+                &mut out,
+                name,
+                "gauge",
+                "Requests sent to the broker and not yet answered.",
+            );
+            for b in &self.request_latency {
+                let _ = writeln!(
+                    out,
+                    "kprod_{name}{{broker=\"{}\"}} {}",
+                    b.broker, b.in_flight
+                );
+            }
+        }
+        let s = &self.stages;
+        if s.total.count > 0 {
+            let stages = [
+                ("queued", &s.queued),
+                ("sending", &s.sending),
+                ("broker", &s.broker),
+                ("completing", &s.completing),
+                ("total", &s.total),
+            ];
+            let name = "stage_latency_seconds";
+            family(
+                &mut out,
+                name,
+                "summary",
+                "Per-record stage latency of the records timed through their stages.",
+            );
+            for (stage, l) in stages {
+                for (q, d) in [("0.5", l.p50), ("0.99", l.p99), ("0.999", l.p999)] {
+                    let _ = writeln!(
+                        out,
+                        "kprod_{name}{{stage=\"{stage}\",quantile=\"{q}\"}} {}",
+                        d.as_secs_f64()
+                    );
+                }
+                let _ = writeln!(out, "kprod_{name}_count{{stage=\"{stage}\"}} {}", l.count);
+            }
+            let name = "stage_latency_max_seconds";
+            family(
+                &mut out,
+                name,
+                "gauge",
+                "The slowest timed record per stage.",
+            );
+            for (stage, l) in stages {
+                let _ = writeln!(
+                    out,
+                    "kprod_{name}{{stage=\"{stage}\"}} {}",
+                    l.max.as_secs_f64()
                 );
             }
         }

@@ -349,7 +349,8 @@ impl Producer {
             headers,
             timestamp: timestamp.unwrap_or_else(now_ms),
             completer,
-            reserved,
+            room: PendingRecord::room(reserved),
+            enqueued: self.shared.stage_sample(),
         };
         self.shared
             .enqueue_placed(&topic, partition, pending, max_block, want)
@@ -389,7 +390,8 @@ impl Producer {
             headers: Vec::new(),
             timestamp: now_ms(),
             completer: Completer::forget(),
-            reserved,
+            room: PendingRecord::room(reserved),
+            enqueued: self.shared.stage_sample(),
         };
         self.shared
             .enqueue(topic, None, pending, Some(self.shared.config.max_block))
@@ -759,7 +761,7 @@ impl Producer {
         for t in self.shared.topics.load().values() {
             let pending: Vec<_> = t.pending.lock().drain(..).collect();
             for u in pending {
-                let reserved = u.record.reserved;
+                let reserved = u.record.reserved();
                 self.shared.fail_all(
                     Completions::one(u.record.completer),
                     reserved,
@@ -770,7 +772,7 @@ impl Producer {
             if let Some(parts) = t.partitions.load_full() {
                 for p in parts.iter() {
                     while let Some(r) = p.ring.pop() {
-                        let reserved = r.reserved;
+                        let reserved = r.reserved();
                         self.shared.fail_all(
                             Completions::one(r.completer),
                             reserved,

@@ -147,6 +147,20 @@ fn check_perf_report(stdout: &str, n: u64) {
     );
     assert!(stdout.contains("latency µs"), "{stdout}");
     assert!(stdout.contains("client CPU: "), "{stdout}");
+    // One in 100 records is timed through its stages (the default).
+    let stages = stdout
+        .lines()
+        .find(|l| l.starts_with("stages p50/p99 µs ("))
+        .unwrap_or_else(|| panic!("no stage line: {stdout}"));
+    for stage in [
+        "queued ",
+        " sending ",
+        " broker ",
+        " completing ",
+        " total ",
+    ] {
+        assert!(stages.contains(stage), "{stages}");
+    }
 }
 
 #[test]

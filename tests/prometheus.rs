@@ -21,6 +21,7 @@ fn the_export_parses_and_equals_the_snapshot() {
         .unwrap();
     let p = Producer::builder()
         .bootstrap_servers(&cluster.bootstrap_servers())
+        .stage_sampling(7)
         .build()
         .unwrap();
     for i in 0..500 {
@@ -53,10 +54,14 @@ fn the_export_parses_and_equals_the_snapshot() {
     // Each numeric field of the snapshot, as a counter (`_total`) or a gauge.
     // (Without the per-broker and per-partition lists, checked below.)
     let mut debug = format!("{m:?}");
-    for list in ["request_latency: [", "partitions: ["] {
+    for (list, close) in [
+        ("request_latency: [", "]"),
+        ("partitions: [", "]"),
+        ("stages: StageLatency {", "} }"),
+    ] {
         let at = debug.find(list).unwrap();
-        let end = at + debug[at..].find(']').unwrap();
-        debug = format!("{}{}", &debug[..at], &debug[end + 1..]);
+        let end = at + debug[at..].find(close).unwrap() + close.len();
+        debug = format!("{}{}", &debug[..at], &debug[end..]);
     }
     let fields: Vec<(String, u64)> = debug
         .trim_start_matches("MetricsSnapshot {")
@@ -162,7 +167,103 @@ fn the_export_parses_and_equals_the_snapshot() {
             "{count:?} vs {}",
             b.requests
         );
+        let in_flight = scrape.samples.iter().find(|s| {
+            s.metric == "kprod_broker_in_flight" && s.labels.get("broker") == Some(id.as_str())
+        });
+        assert!(
+            matches!(in_flight.map(|s| &s.value), Some(Value::Gauge(v)) if *v == b.in_flight as f64),
+            "{in_flight:?} vs {}",
+            b.in_flight
+        );
     }
+    // Each stage's summary (every 7th record of the one sending thread was timed).
+    let s = &m.stages;
+    assert!(s.total.count > 0, "{s:?}");
+    for (stage, l) in [
+        ("queued", &s.queued),
+        ("sending", &s.sending),
+        ("broker", &s.broker),
+        ("completing", &s.completing),
+        ("total", &s.total),
+    ] {
+        let summary = scrape
+            .samples
+            .iter()
+            .find(|x| {
+                x.metric == "kprod_stage_latency_seconds" && x.labels.get("stage") == Some(stage)
+            })
+            .unwrap_or_else(|| panic!("no summary for stage {stage}"));
+        let Value::Summary(qs) = &summary.value else {
+            panic!("{summary:?}");
+        };
+        for (want, d) in [(0.5, l.p50), (0.99, l.p99), (0.999, l.p999)] {
+            let got = qs.iter().find(|c| (c.quantile - want).abs() < 1e-9);
+            assert_eq!(
+                got.map(|c| c.count),
+                Some(d.as_secs_f64()),
+                "{stage} {want}"
+            );
+        }
+        let count = scrape.samples.iter().find(|x| {
+            x.metric == "kprod_stage_latency_seconds_count" && x.labels.get("stage") == Some(stage)
+        });
+        assert!(
+            matches!(count.map(|x| &x.value), Some(Value::Untyped(c)) if *c == l.count as f64),
+            "{stage}: {count:?}"
+        );
+    }
+}
+
+/// A broker that holds its answers shows the requests it holds as in flight.
+#[test]
+fn per_broker_in_flight_counts_unanswered_requests() {
+    let cluster = MockCluster::builder().topic("held", 1).build().unwrap();
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .linger(Duration::ZERO)
+        .build()
+        .unwrap();
+    p.produce("held", "k", "warm-up").unwrap();
+    let broker = cluster.partition_leader("held", 0).unwrap();
+    let in_flight = |p: &Producer| {
+        p.metrics()
+            .request_latency
+            .iter()
+            .find(|b| b.broker == broker)
+            .map_or(0, |b| b.in_flight)
+    };
+    // The gauge is stored at the end of the I/O thread's turn, just after the completion.
+    let settle = |p: &Producer, want: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while in_flight(p) != want {
+            assert!(std::time::Instant::now() < deadline, "{:?}", p.metrics());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    settle(&p, 0);
+    cluster.stall(broker, true);
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let h = p
+                .produce_async(ProducerRecord::new("held").value(format!("{i}")))
+                .unwrap();
+            // One request at a time: each waits until the last is on the wire.
+            let want = i + 1;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while in_flight(&p) < want {
+                assert!(std::time::Instant::now() < deadline, "{:?}", p.metrics());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            h
+        })
+        .collect();
+    assert_eq!(in_flight(&p), 3);
+    cluster.stall(broker, false);
+    for h in handles {
+        h.wait().unwrap();
+    }
+    settle(&p, 0);
+    p.close(Duration::from_secs(5)).unwrap();
 }
 
 #[test]

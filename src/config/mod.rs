@@ -95,6 +95,8 @@ pub struct ProducerConfig {
     pub idle_spin: Duration,
     /// Threads running delivery callbacks.
     pub callback_threads: usize,
+    /// One record in this many (per calling thread) is timed through its stages; 0: none.
+    pub stage_sampling: u32,
     /// Records each partition's ring holds before `send` waits for the I/O thread to drain it.
     pub queue_capacity: usize,
     /// Partitioner for records without a partition.
@@ -406,6 +408,7 @@ impl ProducerConfigBuilder {
                 pin_threads: false,
                 idle_spin: Duration::ZERO,
                 callback_threads: 1,
+                stage_sampling: 100,
                 queue_capacity: 4096,
                 partitioner: BuiltinPartitioner::Murmur2,
                 partitioner_ignore_keys: false,
@@ -565,6 +568,13 @@ impl ProducerConfigBuilder {
         /// Threads running delivery callbacks. Default 1. The callbacks of one acknowledged
         /// batch run on one of them, in the records' order.
         callback_threads: usize;
+        /// Per-record stage latency (property `kprod.stage.sampling`): one record in this
+        /// many, counted per calling thread, is timed from its `send` through each stage —
+        /// enqueued → in a closed batch → written to the socket → acknowledged → its
+        /// completion delivered — into [`MetricsSnapshot::stages`](crate::MetricsSnapshot).
+        /// A sampled record costs its `send` one clock read; the others a thread-local
+        /// counter. At most one record per batch is timed. Default 100; 0 turns it off.
+        stage_sampling: u32;
         /// Records each partition's ring holds (allocated when the partition is first known).
         /// Default 4096. A topic's rings hold at most 65,536 records together: a topic of
         /// more than 16 partitions gets smaller rings (its share, at least 256 records each),
@@ -689,6 +699,7 @@ impl ProducerConfigBuilder {
                 }
                 "socket.connection.setup.timeout.ms" => self.connection_setup_timeout(ms()?),
                 "kprod.idle.spin.us" => self.idle_spin(Duration::from_micros(num()?)),
+                "kprod.stage.sampling" => self.stage_sampling(num()? as u32),
                 "partitioner.ignore.keys" => self.partitioner_ignore_keys(flag()?),
                 // kprod always tries every address a name resolves to, in order (the Java
                 // client's default).
@@ -944,6 +955,7 @@ mod tests {
                 ("socket.connection.setup.timeout.ms", "2500"),
                 ("client.dns.lookup", "use_all_dns_ips"),
                 ("kprod.idle.spin.us", "150"),
+                ("kprod.stage.sampling", "7"),
                 ("partitioner.ignore.keys", "true"),
             ])
             .unwrap()
@@ -951,6 +963,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.connection_setup_timeout, Duration::from_millis(2500));
         assert_eq!(c.idle_spin, Duration::from_micros(150));
+        assert_eq!(c.stage_sampling, 7);
         assert!(c.partitioner_ignore_keys);
         assert_eq!(c.linger, Duration::from_millis(7));
         assert_eq!(

@@ -6,7 +6,8 @@
 //! The I/O thread that owns the partition's leader drives it.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,14 +35,65 @@ pub(crate) struct PendingRecord {
     /// Create time, ms since the epoch.
     pub timestamp: i64,
     pub completer: Completer,
-    /// Bytes reserved from the producer's buffer for it.
-    pub reserved: usize,
+    /// Bytes reserved from the producer's buffer for it ([`Self::reserved`]; 4 bytes, see
+    /// [`SentAt`]).
+    pub room: u32,
+    /// When it was sent, if it is timed through its stages ([`crate::engine::Shared::stage_sample`]).
+    pub enqueued: Option<SentAt>,
+}
+
+/// When a timed record was sent, in 4 bytes, so that a ring slot stays at 128 (an `Instant`
+/// took it to 144, and the `send()` call bench ran ~20% slower): microseconds on a
+/// process-wide monotonic clock, wrapping every 71 minutes. The I/O thread reads it back as an
+/// [`Instant`] when it takes the record from the ring; a record that waited there longer than
+/// that would be timed 71 minutes short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SentAt(NonZeroU32);
+
+// Two cache lines per ring slot at most (the `send()` call copies the record into one).
+const _: () = assert!(std::mem::size_of::<PendingRecord>() <= 128);
+
+impl SentAt {
+    /// Now.
+    pub fn now() -> SentAt {
+        SentAt::at(Instant::now())
+    }
+
+    fn at(t: Instant) -> SentAt {
+        // Truncated to 32 bits on purpose: only differences are read.
+        let us = t.saturating_duration_since(Self::base()).as_micros() as u32;
+        SentAt(NonZeroU32::new(us).unwrap_or(NonZeroU32::MIN))
+    }
+
+    /// The instant it stands for, read at `now` (less than 71 minutes after it).
+    pub fn instant(self, now: Instant) -> Instant {
+        let ago = SentAt::at(now).0.get().wrapping_sub(self.0.get());
+        now.checked_sub(Duration::from_micros(u64::from(ago)))
+            .unwrap_or(now)
+    }
+
+    /// The clock's zero, fixed by its first use ([`crate::engine::Shared::new`]).
+    pub fn base() -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
 }
 
 impl PendingRecord {
     /// The size a record counts for in the buffer: its encoding, bounded above.
     pub fn buffer_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
         estimated_record_size(key, value, headers) + DELTA_SLACK
+    }
+
+    /// `size` as stored in [`room`](Self::room): a record too big for 32 bits counts as
+    /// `u32::MAX`, more than `max.request.size` (an `i32`) allows, and is refused.
+    pub fn room(size: usize) -> u32 {
+        u32::try_from(size).unwrap_or(u32::MAX)
+    }
+
+    /// Bytes reserved from the producer's buffer for it.
+    pub fn reserved(&self) -> usize {
+        self.room as usize
     }
 }
 
@@ -246,6 +298,18 @@ pub(crate) struct ProducerBatch {
     /// their room is given back; what the broker answers now only settles its sequences, and
     /// it is never sent again.
     pub purged: bool,
+    /// When its timed record (if it has one) passed the stages so far.
+    pub stages: Option<StageStamps>,
+}
+
+/// When a record timed through its stages (`stage_sampling`) passed each: sent, in a closed
+/// batch, written to the socket (the last attempt). Acknowledged and delivered are read when
+/// they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StageStamps {
+    pub enqueued: Instant,
+    pub batched: Instant,
+    pub written: Option<Instant>,
 }
 
 impl ProducerBatch {
@@ -361,6 +425,8 @@ impl ProducerBatch {
             // Never renumbered if the whole may be written (see `Action::Split`).
             maybe_written: self.maybe_written,
             purged: false,
+            // The first half keeps the timed record's stamps.
+            stages: None,
         };
         encoder.recycle(std::mem::replace(&mut self.bytes, b1));
         self.uncompressed = u1;
@@ -438,6 +504,8 @@ pub(crate) struct Accumulator {
     reserved: usize,
     /// When the open batch got its first record.
     open_since: Option<Instant>,
+    /// When the open batch's first timed record was sent, if it has one.
+    sample: Option<Instant>,
     /// Closed batches waiting to be sent, lowest sequence first.
     pub ready: VecDeque<ProducerBatch>,
     /// Batches sent and not yet answered.
@@ -465,6 +533,7 @@ impl Default for Accumulator {
             completions: Completions::default(),
             reserved: 0,
             open_since: None,
+            sample: None,
             ready: VecDeque::new(),
             in_flight: 0,
             in_flight_to: -1,
@@ -509,12 +578,15 @@ impl Accumulator {
         ids: ProducerIds,
         encoder: &mut Encoder,
     ) -> std::io::Result<()> {
-        let size = r.reserved;
+        let size = r.reserved();
         if !self.builder.is_empty() && self.builder.size_uncompressed() + size > batch_size {
             self.close(ids, encoder)?;
         }
         if self.open_since.is_none() {
             self.open_since = Some(now);
+        }
+        if self.sample.is_none() {
+            self.sample = r.enqueued.map(|s| s.instant(now));
         }
         self.builder.append(
             r.timestamp,
@@ -523,7 +595,7 @@ impl Accumulator {
             &r.headers,
         );
         self.completions.push(r.timestamp, r.completer);
-        self.reserved += r.reserved;
+        self.reserved += size;
         Ok(())
     }
 
@@ -619,6 +691,11 @@ impl Accumulator {
             last_error: None,
             maybe_written: false,
             purged: false,
+            stages: self.sample.take().map(|enqueued| StageStamps {
+                enqueued,
+                batched: Instant::now(),
+                written: None,
+            }),
         });
         Ok(())
     }
@@ -830,6 +907,7 @@ impl Accumulator {
         let cs = std::mem::take(&mut self.completions);
         let reserved = std::mem::take(&mut self.reserved);
         self.open_since = None;
+        self.sample = None;
         self.builder = RecordBatchBuilder::new();
         (cs, reserved)
     }
@@ -848,6 +926,19 @@ impl Accumulator {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sent_at_reads_back_within_a_microsecond() {
+        SentAt::base();
+        let t = Instant::now();
+        let s = SentAt::at(t);
+        let later = t + Duration::from_millis(1500);
+        let back = s.instant(later);
+        let err = if back > t { back - t } else { t - back };
+        assert!(err <= Duration::from_micros(1), "{err:?}");
+        // Read before it (a clock step the other way) it is `now`, never later.
+        assert!(s.instant(t) <= t);
+    }
     use super::*;
     use crate::delivery::delivery_channel;
 
@@ -922,12 +1013,13 @@ mod tests {
         let value = Bytes::copy_from_slice(v.as_bytes());
         (
             PendingRecord {
-                reserved: PendingRecord::buffer_size(None, Some(&value), &[]),
+                room: PendingRecord::room(PendingRecord::buffer_size(None, Some(&value), &[])),
                 key: None,
                 value: Some(value),
                 headers: vec![],
                 timestamp: 1000,
                 completer: c,
+                enqueued: None,
             },
             h,
         )

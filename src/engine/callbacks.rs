@@ -9,11 +9,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
 
 use crate::delivery::{Completer, DeliveryResult};
-use crate::engine::batch::Completions;
+use crate::engine::batch::{Completions, StageStamps};
 use crate::error::Error;
 use crate::metrics::Metrics;
 
@@ -30,6 +31,8 @@ pub(crate) enum Job {
         partition: i32,
         outcome: Result<(i64, Option<i64>), Error>,
         completions: Completions,
+        /// The batch's timed record's stamps and when it was acknowledged, if it has one.
+        timed: Option<(StageStamps, Instant)>,
     },
 }
 
@@ -55,12 +58,18 @@ impl Job {
                 partition,
                 outcome,
                 completions,
-            } => match outcome {
-                Ok((base, append_time)) => {
-                    completions.succeed(&topic, partition, base, append_time, &mut one)
+                timed,
+            } => {
+                match outcome {
+                    Ok((base, append_time)) => {
+                        completions.succeed(&topic, partition, base, append_time, &mut one)
+                    }
+                    Err(e) => completions.fail(&e, &mut one),
                 }
-                Err(e) => completions.fail(&e, &mut one),
-            },
+                if let Some((stamps, acked)) = timed {
+                    m.stages(&stamps, acked, Instant::now());
+                }
+            }
         }
         shared.callbacks_ran(n);
     }

@@ -349,7 +349,7 @@ impl Driver {
             }
             match s.write(buf) {
                 Ok(0) => return self.lost(i, "connection closed", now),
-                Ok(n) => self.core.consumed(i, n),
+                Ok(n) => self.core.consumed(i, n, Instant::now()),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return self.lost(i, &e.to_string(), now),

@@ -207,13 +207,13 @@ impl Shared {
                         record,
                         urge,
                     } = u;
-                    let reserved = record.reserved;
+                    let reserved = record.reserved();
                     let p = match self.place(
                         t,
                         &parts,
                         partition,
                         record.key.as_deref(),
-                        record.reserved,
+                        record.reserved(),
                     ) {
                         Ok(p) => &parts[p],
                         Err(e) => {
@@ -276,7 +276,7 @@ impl Shared {
                     },
                     _ => self.timeout(Deadline::Metadata, Location::topic(&t.name)),
                 };
-                let reserved = u.record.reserved;
+                let reserved = u.record.reserved();
                 self.fail_all(Completions::one(u.record.completer), reserved, &e, deliver);
             }
         }

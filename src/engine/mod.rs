@@ -431,7 +431,27 @@ pub(crate) struct Shared {
     pub txn: Option<transaction::Transactions>,
 }
 
+thread_local! {
+    /// Sends on this thread since its last record timed through its stages.
+    static STAGE_COUNT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 impl Shared {
+    /// Whether the record being sent is timed through its stages (one in
+    /// `stage_sampling`, counted per calling thread): when it was sent, if so.
+    #[inline]
+    pub fn stage_sample(&self) -> Option<batch::SentAt> {
+        let every = self.config.stage_sampling;
+        if every == 0 {
+            return None;
+        }
+        STAGE_COUNT.with(|c| {
+            let n = c.get();
+            c.set(if n + 1 >= every { 0 } else { n + 1 });
+            (n == 0).then(batch::SentAt::now)
+        })
+    }
+
     pub fn new(
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
@@ -442,6 +462,8 @@ impl Shared {
             .transactional_id
             .clone()
             .map(|id| transaction::Transactions::new(id, config.transaction_timeout));
+        // Fix the stage clock's zero before any record is timed.
+        batch::SentAt::base();
         Shared {
             config,
             partitioner,

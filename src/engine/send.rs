@@ -178,8 +178,13 @@ impl Shared {
             }
         }
         let limit = self.config.max_request_size;
-        if record.reserved + batch::BATCH_OVERHEAD > limit {
-            let size = record.reserved;
+        if record.reserved() + batch::BATCH_OVERHEAD > limit {
+            // Measured again: `room` saturates at 4 GiB.
+            let size = PendingRecord::buffer_size(
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+            );
             return Err((
                 Error::RecordTooLarge {
                     size,
@@ -205,7 +210,7 @@ impl Shared {
             },
         };
         let mut budget = Budget::new(max_block);
-        if !self.reserve(record.reserved, &mut budget) {
+        if !self.reserve(record.reserved(), &mut budget) {
             let e = if self.abort.load(Relaxed) {
                 Error::closed()
             } else {
@@ -215,7 +220,7 @@ impl Shared {
             };
             return Err((e, record));
         }
-        let reserved = record.reserved;
+        let reserved = record.reserved();
         let parts = t.partitions.load();
         let result = match &*parts {
             Some(parts) if !t.has_pending.load(SeqCst) => {
@@ -244,7 +249,7 @@ impl Shared {
         budget: &mut Budget,
         want: bool,
     ) -> Result<Option<Arc<PartitionState>>, (Error, PendingRecord)> {
-        let p = match self.place(t, parts, explicit, record.key.as_deref(), record.reserved) {
+        let p = match self.place(t, parts, explicit, record.key.as_deref(), record.reserved()) {
             Ok(p) => &parts[p],
             Err(e) => return Err((e, record)),
         };

@@ -452,7 +452,9 @@ impl World {
             headers: Vec::new(),
             timestamp: (self.now - self.start).as_millis() as i64,
             completer,
-            reserved,
+            room: PendingRecord::room(reserved),
+            // Stage latency reads the real clock, not the simulation's.
+            enqueued: None,
         };
         match self.shared.enqueue(TOPIC, None, r, None) {
             Ok(()) => {
@@ -610,7 +612,7 @@ impl World {
                 let lat = self.latency();
                 let bytes = self.cores[c].transmit(conn).to_vec();
                 self.links[k].send_to_broker(&bytes, self.now, lat);
-                self.cores[c].consumed(conn, n);
+                self.cores[c].consumed(conn, n, self.now);
             }
         }
     }

@@ -282,9 +282,12 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     );
     for b in &metrics.request_latency {
         println!(
-            "broker {}: {} Produce requests, round trip µs p50 {} p99 {} p99.9 {} max {}",
-            b.broker, b.requests, b.p50_us, b.p99_us, b.p999_us, b.max_us
+            "broker {}: {} Produce requests, round trip µs p50 {} p99 {} p99.9 {} max {}, {} in flight",
+            b.broker, b.requests, b.p50_us, b.p99_us, b.p999_us, b.max_us, b.in_flight
         );
+    }
+    if metrics.stages.total.count > 0 {
+        println!("{}", metrics.stages.line());
     }
     if failed > 0 {
         eprintln!(
@@ -347,8 +350,8 @@ fn stats_line(at: Duration, m: &kprod::MetricsSnapshot) -> String {
     );
     for b in &m.request_latency {
         line.push_str(&format!(
-            " broker{}_rtt_us=p50:{},p99:{}",
-            b.broker, b.p50_us, b.p99_us
+            " broker{}_rtt_us=p50:{},p99:{} broker{}_in_flight={}",
+            b.broker, b.p50_us, b.p99_us, b.broker, b.in_flight
         ));
     }
     line

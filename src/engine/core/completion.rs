@@ -27,7 +27,7 @@ fn drain_ring(p: &PartitionState) -> (Completions, usize) {
     let mut cs = Completions::default();
     let mut reserved = 0;
     while let Some(r) = p.ring.pop() {
-        reserved += r.reserved;
+        reserved += r.reserved();
         cs.push(r.timestamp, r.completer);
     }
     (cs, reserved)
@@ -93,18 +93,31 @@ impl EngineCore {
         Metrics::add(records, n as u64);
         Metrics::add(sizes, size);
         p.counters.completed(n as u64, size, outcome.is_ok());
+        // A timed record's stages, if the batch has one and it was delivered.
+        let timed = match (&outcome, b.stages) {
+            (Ok(_), Some(s)) => Some((s, std::time::Instant::now())),
+            _ => None,
+        };
         // The callback records go to the pool as one job; handles complete here.
         let callbacks = b.completions.take_callbacks();
+        let mut timed = timed;
         if callbacks.waiting() > 0 {
             let job = Job::Batch {
                 topic: p.topic.clone(),
                 partition: p.partition,
                 outcome: outcome.clone(),
                 completions: callbacks,
+                // Delivered once its callbacks have run.
+                timed: timed.take(),
             };
             queue(&self.shared, &self.callbacks, job);
         }
         b.complete(&p.topic, p.partition, outcome, &mut self.deliver());
+        if let Some((stamps, acked)) = timed {
+            self.shared
+                .metrics
+                .stages(&stamps, acked, std::time::Instant::now());
+        }
         self.shared.release(n, bytes);
     }
 
@@ -188,7 +201,7 @@ impl EngineCore {
             t.has_pending.store(false, SeqCst);
             for u in pending {
                 n += 1;
-                let reserved = u.record.reserved;
+                let reserved = u.record.reserved();
                 self.shared.fail_all(
                     Completions::one(u.record.completer),
                     reserved,
@@ -275,7 +288,7 @@ impl EngineCore {
                 let pending: Vec<_> = t.pending.lock().drain(..).collect();
                 t.has_pending.store(false, SeqCst);
                 for u in pending {
-                    let reserved = u.record.reserved;
+                    let reserved = u.record.reserved();
                     self.shared.fail_all(
                         Completions::one(u.record.completer),
                         reserved,

@@ -13,7 +13,7 @@ use super::{merge, Command, Ctx, EngineCore};
 use crate::connection::{Connection, InFlight};
 use crate::engine::idempotence;
 use crate::error::{Error, Location};
-use crate::metrics::Metrics;
+use crate::metrics::{BrokerGauge, Metrics};
 use crate::protocol::messages::add_offsets_to_txn::AddOffsetsToTxnRequest;
 use crate::protocol::messages::add_partitions_to_txn::AddPartitionsToTxnRequest;
 use crate::protocol::messages::api_versions::ApiVersionsRequest;
@@ -172,6 +172,8 @@ pub(crate) struct BrokerConn {
     /// A quota throttle the broker asked for (KIP-219): no request goes on this connection
     /// before then.
     pub throttled_until: Option<Instant>,
+    /// Its requests in flight, as `metrics()` reads them (stored once a turn).
+    pub gauge: Arc<BrokerGauge>,
 }
 
 impl BrokerConn {
@@ -244,6 +246,7 @@ impl EngineCore {
             tls: None,
             auth: Auth::default(),
             throttled_until: None,
+            gauge: self.shared.metrics.broker_gauge(broker),
         };
         match self.conns.iter().position(Option::is_none) {
             Some(i) => {
@@ -348,13 +351,14 @@ impl EngineCore {
         }
     }
 
-    /// The driver wrote `n` bytes of [`transmit`](Self::transmit).
-    pub fn consumed(&mut self, conn: usize, n: usize) {
+    /// The driver wrote `n` bytes of [`transmit`](Self::transmit) at `now`.
+    pub fn consumed(&mut self, conn: usize, n: usize, now: Instant) {
         if let Some(c) = self.conns.get_mut(conn).and_then(Option::as_mut) {
             match &mut c.tls {
                 Some(tls) => tls.consumed(n),
                 None => c.conn.consumed(n),
             }
+            c.conn.written(now);
         }
     }
 
@@ -445,11 +449,15 @@ impl EngineCore {
                 Ok(())
             }
             Ctx::Txn(step) => self.on_txn(step, frame, version, now).map_err(Fail::Conn),
-            Ctx::Produce(batches) => {
+            Ctx::Produce(mut batches) => {
                 let broker = self.conns[i].as_ref().map_or(-1, |c| c.broker);
                 self.shared
                     .metrics
                     .request_latency(broker, now.saturating_duration_since(inflight.sent_at));
+                let written = inflight.written_at.unwrap_or(inflight.sent_at);
+                for s in batches.iter_mut().filter_map(|(_, b)| b.stages.as_mut()) {
+                    s.written = Some(written);
+                }
                 self.on_produce(i, batches, frame, version, now)
                     .map_err(Fail::Conn)
             }

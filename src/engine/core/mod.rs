@@ -164,6 +164,9 @@ impl EngineCore {
         merge(&mut deadline, self.accumulate(now));
         self.send_produce(now, &mut deadline);
         merge(&mut deadline, self.check_connections(now));
+        for c in self.conns.iter().flatten() {
+            c.gauge.in_flight.store(c.conn.in_flight() as u64, Relaxed);
+        }
         deadline
     }
 
