@@ -9,6 +9,11 @@
 //! - a distribution: 1,000,000 calls timed one by one (p50, p99, p99.9, max; the two clock
 //!   reads add ~40 ns), and heap allocations per call made by the calling thread (a counting
 //!   global allocator).
+//!
+//! With `--features mock,opentelemetry` and `KPROD_BENCH_OTEL=RATIO` (0.01 for 1%), the
+//! producer reports spans to an SDK tracer provider sampling that ratio of traces
+//! (`TraceIdRatioBased`; no exporter, so what is measured is kprod's instrumentation and the
+//! SDK's span handling): the cost of OpenTelemetry on the call.
 
 #[path = "../tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -31,12 +36,24 @@ fn setup() -> (MockCluster, Producer) {
         .sink(true)
         .build()
         .expect("mock cluster");
-    let p = Producer::builder()
+    let b = Producer::builder()
         .bootstrap_servers(&cluster.bootstrap_servers())
         .buffer_records(4_000_000)
-        .buffer_memory(1 << 30)
-        .build()
-        .expect("producer");
+        .buffer_memory(1 << 30);
+    #[cfg(feature = "opentelemetry")]
+    let b = match std::env::var("KPROD_BENCH_OTEL") {
+        Ok(ratio) => {
+            use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+            let ratio: f64 = ratio.parse().expect("KPROD_BENCH_OTEL: a sampling ratio");
+            let provider = SdkTracerProvider::builder()
+                .with_sampler(Sampler::TraceIdRatioBased(ratio))
+                .build();
+            eprintln!("OpenTelemetry on, sampling {ratio}");
+            b.opentelemetry(kprod::otel::OpenTelemetry::new().traces(&provider))
+        }
+        Err(_) => b,
+    };
+    let p = b.build().expect("producer");
     p.produce("calls", (), "warm-up").expect("warm-up");
     (cluster, p)
 }

@@ -24,6 +24,6 @@ else
   cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked
 fi
 
-cargo build --all-targets --features tansu-tests,cli,oidc
-cargo test --all-targets --features tansu-tests,cli,oidc
-cargo test --doc --features mock
+cargo build --all-targets --features tansu-tests,cli,oidc,opentelemetry
+cargo test --all-targets --features tansu-tests,cli,oidc,opentelemetry
+cargo test --doc --features mock,opentelemetry

@@ -91,7 +91,14 @@ enum Target {
     Forget,
     /// The interceptors see the outcome first, then the target (on the callback pool).
     Intercepted(Arc<crate::interceptor::Interceptors>, Box<Target>),
+    /// A hook of kprod's own sees the outcome first (the record's OpenTelemetry span ends
+    /// there), then the target (on the callback pool).
+    /// (Boxed whole: a `Completer` stays 24 bytes, and a ring slot 128.)
+    Observed(Box<(Hook, Target)>),
 }
+
+/// What [`Target::Observed`] runs with the outcome.
+pub(crate) type Hook = Box<dyn FnOnce(&DeliveryResult) + Send>;
 
 /// The sending half: completes one record exactly once.
 #[must_use = "dropping a Completer completes its record with Error::Closed"]
@@ -106,6 +113,7 @@ impl std::fmt::Debug for Completer {
             Some(Target::Callback(_)) => "callback",
             Some(Target::Forget) => "forget",
             Some(Target::Intercepted(..)) => "intercepted",
+            Some(Target::Observed(..)) => "observed",
             None => "done",
         };
         f.debug_struct("Completer").field("target", &kind).finish()
@@ -138,11 +146,33 @@ impl Completer {
         }
     }
 
-    /// The interceptors of an intercepted completer.
-    pub(crate) fn interceptors(&self) -> Option<&Arc<crate::interceptor::Interceptors>> {
-        match &self.target {
-            Some(Target::Intercepted(i, _)) => Some(i),
-            _ => None,
+    /// The same completer, with `hook` seeing the outcome before its target does.
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn observed(mut self, hook: Hook) -> Self {
+        let inner = self.target.take().expect("a completer not yet completed");
+        Completer {
+            target: Some(Target::Observed(Box::new((hook, inner)))),
+        }
+    }
+
+    /// For a record the call refused after the interceptors and hooks saw it go: they see
+    /// `error` as its outcome; the target does not (the caller gets the error and the
+    /// record back from the call).
+    pub(crate) fn refused(mut self, error: &Error) {
+        let mut next = self.target.take();
+        while let Some(t) = next {
+            next = match t {
+                Target::Intercepted(i, inner) => {
+                    i.on_acknowledgement(&Err(error.clone()));
+                    Some(*inner)
+                }
+                Target::Observed(o) => {
+                    let (hook, inner) = *o;
+                    observe(hook, &Err(error.clone()));
+                    Some(inner)
+                }
+                _ => None,
+            };
         }
     }
 
@@ -156,7 +186,7 @@ impl Completer {
     pub fn is_callback(&self) -> bool {
         matches!(
             self.target,
-            Some(Target::Callback(_) | Target::Intercepted(..))
+            Some(Target::Callback(_) | Target::Intercepted(..) | Target::Observed(..))
         )
     }
 
@@ -186,7 +216,20 @@ fn fire(target: Option<Target>, result: DeliveryResult) {
             interceptors.on_acknowledgement(&result);
             fire(Some(*inner), result);
         }
+        Some(Target::Observed(o)) => {
+            let (hook, inner) = *o;
+            observe(hook, &result);
+            fire(Some(inner), result);
+        }
         Some(Target::Forget) | None => {}
+    }
+}
+
+/// Runs `hook`; a panic is caught and logged, and the target completes all the same.
+fn observe(hook: Hook, result: &DeliveryResult) {
+    let run = std::panic::AssertUnwindSafe(move || hook(result));
+    if std::panic::catch_unwind(run).is_err() {
+        log::error!("kprod: a completion hook panicked (caught; the record's completion is kept)");
     }
 }
 

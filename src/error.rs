@@ -406,6 +406,38 @@ impl Error {
         }
     }
 
+    /// A short, stable name for the kind of error: the Kafka error code's name
+    /// (`NOT_LEADER_OR_FOLLOWER`) for [`Error::Kafka`], else the variant's (`Timeout`,
+    /// `QueueFull`, …). It is what the OpenTelemetry `error.type` attribute carries; it never
+    /// holds a message or a secret.
+    ///
+    /// ```
+    /// let e = kprod::Error::kafka(kprod::protocol::ErrorCode::NOT_LEADER_OR_FOLLOWER, "t", 0);
+    /// assert_eq!(e.error_type(), "NOT_LEADER_OR_FOLLOWER");
+    /// assert_eq!(kprod::Error::closed().error_type(), "Closed");
+    /// ```
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Kafka { code, .. } => code.name(),
+            Error::Timeout { .. } => "Timeout",
+            Error::QueueFull { .. } => "QueueFull",
+            Error::RecordTooLarge { .. } => "RecordTooLarge",
+            Error::UnknownTopic { .. } => "UnknownTopic",
+            Error::InvalidTopic { .. } => "InvalidTopic",
+            Error::InvalidPartition { .. } => "InvalidPartition",
+            Error::Closed { .. } => "Closed",
+            Error::Serialization { .. } => "Serialization",
+            Error::Config { .. } => "Config",
+            Error::Authentication { .. } => "Authentication",
+            Error::Tls { .. } => "Tls",
+            Error::Io { .. } => "Io",
+            Error::Purged { .. } => "Purged",
+            Error::Transaction { .. } => "Transaction",
+            Error::Interceptor { .. } => "Interceptor",
+            Error::Protocol { .. } => "Protocol",
+        }
+    }
+
     /// Whether sending the same record again may succeed: retriable Kafka errors, timeouts,
     /// a full buffer, connection and protocol failures. Not: invalid input, unknown topics,
     /// non-retriable Kafka errors, a closed producer.

@@ -33,6 +33,8 @@ pub mod metrics;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 pub mod partitioner;
 mod producer;
 pub mod protocol;

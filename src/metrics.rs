@@ -53,6 +53,9 @@ pub(crate) struct Metrics {
     /// Stage latencies of the records timed through them, ns (one entry per timed record,
     /// at most one per batch; the lock is taken where its completion is delivered).
     pub stages: Mutex<StageHistograms>,
+    /// OpenTelemetry's `messaging.client.operation.duration`, fed by the stage-timed records.
+    #[cfg(feature = "opentelemetry")]
+    pub otel_duration: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>>,
     /// Each connection's requests in flight (dropped with the connection).
     pub broker_gauges: Mutex<Vec<std::sync::Weak<BrokerGauge>>>,
 }
@@ -112,6 +115,11 @@ impl Metrics {
         h.broker.saturating_record(ns(written, acked));
         h.completing.saturating_record(ns(acked, delivered));
         h.total.saturating_record(ns(stamps.enqueued, delivered));
+        drop(h);
+        #[cfg(feature = "opentelemetry")]
+        if let Some(d) = self.otel_duration.get() {
+            crate::otel::record_duration(d, acked.saturating_duration_since(stamps.enqueued));
+        }
     }
 
     /// A gauge for a new connection to `broker`.

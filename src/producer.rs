@@ -149,6 +149,9 @@ pub struct Producer {
     resolver: Arc<Resolver>,
     /// The OAUTHBEARER token refresher, if any.
     refresher: Mutex<Option<crate::sasl::tokens::Refresher>>,
+    /// The OpenTelemetry instruments observing `shared`, if any.
+    #[cfg(feature = "opentelemetry")]
+    _instruments: Option<crate::otel::Instruments>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -185,7 +188,14 @@ impl Producer {
         config: ProducerConfig,
         partitioner: Arc<dyn Partitioner>,
     ) -> Result<Self, Error> {
-        Self::start(config, partitioner, None, None)
+        Self::start(
+            config,
+            partitioner,
+            None,
+            None,
+            #[cfg(feature = "opentelemetry")]
+            None,
+        )
     }
 
     /// Starts the threads: one driver per I/O thread around its engine core, the callback
@@ -195,6 +205,7 @@ impl Producer {
         partitioner: Arc<dyn Partitioner>,
         resolver: Option<Arc<dyn Resolve>>,
         interceptors: Option<Arc<Interceptors>>,
+        #[cfg(feature = "opentelemetry")] otel: Option<Arc<crate::otel::OpenTelemetry>>,
     ) -> Result<Self, Error> {
         // The fields are public: check again what may have changed since `build_config`.
         config.validate()?;
@@ -241,7 +252,20 @@ impl Producer {
         shared.tls = tls;
         shared.tokens = tokens;
         shared.interceptors = interceptors;
+        #[cfg(feature = "opentelemetry")]
+        {
+            let client_id = Some(shared.config.client_id.clone()).filter(|c| !c.is_empty());
+            shared.telemetry = otel
+                .as_ref()
+                .and_then(|o| crate::otel::Telemetry::new(o, client_id));
+        }
         let shared = Arc::new(shared);
+        #[cfg(feature = "opentelemetry")]
+        let instruments = otel.and_then(|o| {
+            let (instruments, duration) = crate::otel::register_metrics(&o, &shared)?;
+            let _ = shared.metrics.otel_duration.set(duration);
+            Some(instruments)
+        });
         let resolver = Arc::new(Resolver::new(resolver));
         let pool = CallbackPool::start(callback_threads, shared.clone()).map_err(io_err)?;
         let mut threads = Vec::new();
@@ -268,6 +292,8 @@ impl Producer {
             pool: Mutex::new(pool),
             resolver,
             refresher: Mutex::new(refresher),
+            #[cfg(feature = "opentelemetry")]
+            _instruments: instruments,
         })
     }
 
@@ -280,16 +306,7 @@ impl Producer {
     /// and retried; records in flight and queued; batches, mean batch size and compression
     /// ratio; Produce round-trip percentiles per broker.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let mut m = self.shared.metrics.snapshot(
-            self.shared.outstanding() as u64,
-            self.shared.queue_depth() as u64,
-        );
-        m.token_refreshes = self.shared.tokens.as_ref().map_or(0, |t| t.refreshes());
-        m.interceptor_panics = self.shared.interceptors.as_ref().map_or(0, |i| i.panics());
-        m.partitions = self.shared.partition_metrics();
-        m.buffer_bytes = self.shared.buffered_bytes() as u64;
-        m.buffer_limit_bytes = self.shared.config.buffer_memory as u64;
-        m
+        self.shared.metrics_snapshot()
     }
 
     /// Records enqueued and not yet completed.
@@ -333,6 +350,12 @@ impl Producer {
                 });
             }
             completer = completer.intercepted(i.clone());
+        }
+        #[cfg(feature = "opentelemetry")]
+        if let Some(t) = &self.shared.telemetry {
+            let body = record.value.as_ref().map_or(0, |v| v.len());
+            let key = record.key.as_deref();
+            completer = t.start(&record.topic, key, body, &mut record.headers, completer);
         }
         let ProducerRecord {
             topic,
@@ -383,13 +406,20 @@ impl Producer {
             };
             return self.send_record(record);
         }
-        let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &[]);
+        #[allow(unused_mut)]
+        let (mut headers, mut completer) = (Vec::new(), Completer::forget());
+        #[cfg(feature = "opentelemetry")]
+        if let Some(t) = &self.shared.telemetry {
+            let body = value.as_ref().map_or(0, |v| v.len());
+            completer = t.start(topic, key.as_deref(), body, &mut headers, completer);
+        }
+        let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &headers);
         let pending = PendingRecord {
             key,
             value,
-            headers: Vec::new(),
+            headers,
             timestamp: now_ms(),
-            completer: Completer::forget(),
+            completer,
             room: PendingRecord::room(reserved),
             enqueued: self.shared.stage_sample(),
         };
@@ -808,10 +838,7 @@ fn back(
 ) -> SendError {
     // The interceptors saw the record go: they see the call's refusal as its outcome (the
     // record itself goes back to the caller).
-    if let Some(i) = r.completer.interceptors() {
-        i.on_acknowledgement(&Err(error.clone()));
-    }
-    r.completer.disarm();
+    r.completer.refused(&error);
     SendError {
         error,
         record: Box::new(ProducerRecord {
@@ -837,9 +864,18 @@ impl ProducerConfigBuilder {
         let partitioner = self.custom_partitioner_ref();
         let resolver = self.custom_resolver_ref();
         let interceptors = Interceptors::new(self.interceptors_ref());
+        #[cfg(feature = "opentelemetry")]
+        let otel = self.opentelemetry_ref();
         let config = self.build_config()?;
         let partitioner = partitioner.unwrap_or_else(|| Arc::new(config.partitioner));
-        Producer::start(config, partitioner, resolver, interceptors)
+        Producer::start(
+            config,
+            partitioner,
+            resolver,
+            interceptors,
+            #[cfg(feature = "opentelemetry")]
+            otel,
+        )
     }
 }
 

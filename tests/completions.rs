@@ -16,7 +16,9 @@
 //!   every fifth `on_acknowledgement`): `on_acknowledgement` saw exactly one outcome per record
 //!   that passed `on_send` (the refused send after close included), no delivered offset twice,
 //!   every stored record carries the header `on_send` added, and the panics are counted in
-//!   `metrics()` without a completion lost.
+//!   `metrics()` without a completion lost; with the feature `opentelemetry`, traced too (every
+//!   span recorded): one ended span per record past `on_send`, its outcome matching, and a
+//!   `traceparent` on every stored record.
 //!
 //! One test in this binary: it counts the process's threads by name.
 #![cfg(all(feature = "mock", target_os = "linux"))]
@@ -177,6 +179,17 @@ fn run_case(ops: &[Op], end: End, intercepted: bool) -> Result<(), TestCaseError
         builder = builder
             .interceptor(counting.clone())
             .interceptor(panicky.clone());
+    }
+    #[cfg(feature = "opentelemetry")]
+    let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    // Kept for the case: the SDK shuts a provider down when its handle is dropped.
+    #[cfg(feature = "opentelemetry")]
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    #[cfg(feature = "opentelemetry")]
+    if intercepted {
+        builder = builder.opentelemetry(kprod::otel::OpenTelemetry::new().traces(&provider));
     }
     let producer = builder
         .bootstrap_servers(&cluster.bootstrap_servers())
@@ -388,6 +401,25 @@ fn run_case(ops: &[Op], end: End, intercepted: bool) -> Result<(), TestCaseError
             counting.failed.load(Ordering::SeqCst),
         );
         prop_assert_eq!(acked + failed, sent, "on_acknowledgement once per record");
+        #[cfg(feature = "opentelemetry")]
+        {
+            // Each record's span ended once, with the outcome the interceptor saw.
+            let ended = spans.get_finished_spans().unwrap();
+            let errors = ended
+                .iter()
+                .filter(|s| matches!(s.status, opentelemetry::trace::Status::Error { .. }))
+                .count() as u64;
+            prop_assert_eq!(ended.len() as u64, sent, "one ended span per record");
+            prop_assert_eq!(errors, failed, "failed records' spans are errors");
+            for p in 0..PARTITIONS {
+                for r in cluster.records(TOPIC, p) {
+                    prop_assert!(
+                        r.headers.iter().any(|h| h.key == "traceparent"),
+                        "a stored record without its traceparent"
+                    );
+                }
+            }
+        }
         prop_assert_eq!(
             counting.twice.load(Ordering::SeqCst),
             0,

@@ -81,11 +81,25 @@ fn security() -> Vec<(String, String)> {
 }
 
 /// A kprod builder for `b` with [`SECURITY`].
+///
+/// With `--features cli,opentelemetry` and `KPROD_BENCH_OTEL=RATIO`, kprod also reports a span
+/// per record to an SDK tracer provider sampling that ratio of traces (no exporter): the cost
+/// of OpenTelemetry in the matrix.
 fn kprod_builder(b: &str) -> kprod::ProducerBuilder {
-    kprod::Producer::builder()
+    let b = kprod::Producer::builder()
         .bootstrap_servers(b)
         .from_properties(security())
-        .expect("security properties")
+        .expect("security properties");
+    #[cfg(feature = "opentelemetry")]
+    if let Ok(ratio) = std::env::var("KPROD_BENCH_OTEL") {
+        use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+        let ratio: f64 = ratio.parse().expect("KPROD_BENCH_OTEL: a sampling ratio");
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::TraceIdRatioBased(ratio))
+            .build();
+        return b.opentelemetry(kprod::otel::OpenTelemetry::new().traces(&provider));
+    }
+    b
 }
 
 /// The broker: given, or `kprod mock --sink` in a child process.

@@ -351,6 +351,9 @@ pub struct ProducerConfigBuilder {
     custom_resolver: Option<CustomResolver>,
     /// User-supplied interceptors, in order.
     interceptors: CustomInterceptors,
+    /// Where spans and metrics go (feature `opentelemetry`).
+    #[cfg(feature = "opentelemetry")]
+    opentelemetry: Option<Arc<crate::otel::OpenTelemetry>>,
     /// The codec level as given, validated in `build`.
     compression_level: Option<i32>,
     /// Idempotence as set explicitly; `None` means "the default, unless acks/in-flight forbid".
@@ -422,6 +425,8 @@ impl ProducerConfigBuilder {
             custom_partitioner: None,
             custom_resolver: None,
             interceptors: CustomInterceptors::default(),
+            #[cfg(feature = "opentelemetry")]
+            opentelemetry: None,
         }
     }
 
@@ -750,6 +755,21 @@ impl ProducerConfigBuilder {
     ) -> Self {
         self.interceptors.0.push(Arc::new(interceptor));
         self
+    }
+
+    /// Reports each record as an OpenTelemetry producer span (its trace context written into
+    /// the record's `traceparent` and `tracestate` headers) and the producer's metrics through
+    /// a `Meter` (see [`crate::otel`]). Feature `opentelemetry`. Default: none — and with
+    /// none, the send path is as without the feature.
+    #[cfg(feature = "opentelemetry")]
+    pub fn opentelemetry(mut self, otel: crate::otel::OpenTelemetry) -> Self {
+        self.opentelemetry = Some(Arc::new(otel));
+        self
+    }
+
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) fn opentelemetry_ref(&self) -> Option<Arc<crate::otel::OpenTelemetry>> {
+        self.opentelemetry.clone()
     }
 
     pub(crate) fn interceptors_ref(&self) -> Vec<Arc<dyn crate::interceptor::ProducerInterceptor>> {

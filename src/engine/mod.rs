@@ -423,6 +423,9 @@ pub(crate) struct Shared {
     pub tokens: Option<Arc<crate::sasl::tokens::TokenSource>>,
     /// The application's interceptors; `None` when there are none.
     pub interceptors: Option<Arc<crate::interceptor::Interceptors>>,
+    /// Producer spans and trace context for each record (feature `opentelemetry`).
+    #[cfg(feature = "opentelemetry")]
+    pub telemetry: Option<crate::otel::Telemetry>,
     pub purges: Purges,
     /// Callers' admin requests for thread 0 (see `core::admin`).
     pub admin: Mutex<VecDeque<core::admin::AdminJob>>,
@@ -437,6 +440,19 @@ thread_local! {
 }
 
 impl Shared {
+    /// The snapshot behind `Producer::metrics()`.
+    pub fn metrics_snapshot(&self) -> crate::MetricsSnapshot {
+        let mut m = self
+            .metrics
+            .snapshot(self.outstanding() as u64, self.queue_depth() as u64);
+        m.token_refreshes = self.tokens.as_ref().map_or(0, |t| t.refreshes());
+        m.interceptor_panics = self.interceptors.as_ref().map_or(0, |i| i.panics());
+        m.partitions = self.partition_metrics();
+        m.buffer_bytes = self.buffered_bytes() as u64;
+        m.buffer_limit_bytes = self.config.buffer_memory as u64;
+        m
+    }
+
     /// Whether the record being sent is timed through its stages (one in
     /// `stage_sampling`, counted per calling thread): when it was sent, if so.
     #[inline]
@@ -496,6 +512,8 @@ impl Shared {
             security_failure: Mutex::new(None),
             tokens: None,
             interceptors: None,
+            #[cfg(feature = "opentelemetry")]
+            telemetry: None,
         }
     }
 

@@ -1,0 +1,506 @@
+//! OpenTelemetry (cargo feature `opentelemetry`): a producer span per record with W3C trace
+//! context in the record's headers, and the producer's metrics through an OTel `Meter`.
+//!
+//! Register it on the builder with
+//! [`ProducerConfigBuilder::opentelemetry`](crate::ProducerConfigBuilder::opentelemetry):
+//!
+//! - **Trace context.** Every record sent gets a `traceparent` header (and `tracestate`, when
+//!   the span has one) naming its producer span, a child of the caller's current context
+//!   ([`opentelemetry::Context::current`]), sampled or not, as the W3C Trace Context
+//!   specification has it — so a consumer continues the caller's trace. A `traceparent` or
+//!   `tracestate` the record already carries is replaced.
+//! - **Spans.** The span follows the OpenTelemetry messaging semantic conventions: name
+//!   `send {topic}`, kind `Producer`, `messaging.system=kafka`,
+//!   `messaging.operation.name=send`, `messaging.operation.type=send`,
+//!   `messaging.destination.name`, and, when it is recorded, `messaging.kafka.message.key`
+//!   (a UTF-8 key), `messaging.client.id`, `messaging.message.body.size`; at the
+//!   acknowledgement `messaging.destination.partition.id` and `messaging.kafka.offset`, or on
+//!   failure `error.type` ([`Error::error_type`](crate::Error::error_type)), the error as an exception event and an
+//!   error status. It ends when the record completes. The application's sampler decides; a
+//!   record whose span is not recorded costs a span context and its header, and completes
+//!   as without OpenTelemetry (a recorded one completes on the callback pool).
+//! - **Metrics** (observed from [`Producer::metrics`](crate::Producer::metrics) when the
+//!   meter provider collects, so the values are the snapshot's): the conventions'
+//!   `messaging.client.sent.messages` per topic and partition (with `error.type=_OTHER` for
+//!   the failed ones) and `messaging.client.operation.duration` (the records timed through
+//!   their stages, [`stage_sampling`](crate::ProducerConfigBuilder::stage_sampling)), and
+//!   kprod's own `kprod.producer.*`: queue depth, records in flight, buffer use, batches,
+//!   batch bytes before and after compression, compression ratio, request latency per broker,
+//!   retries, epoch bumps.
+//!
+//! ```
+//! # #[cfg(feature = "mock")] {
+//! use kprod::otel::OpenTelemetry;
+//! let cluster = kprod::mock::MockCluster::builder().topic("t", 1).build().unwrap();
+//! let p = kprod::Producer::builder()
+//!     .bootstrap_servers(&cluster.bootstrap_servers())
+//!     // The providers the application installed in `opentelemetry::global`.
+//!     .opentelemetry(OpenTelemetry::global())
+//!     .build()
+//!     .unwrap();
+//! p.produce("t", "k", "v").unwrap();
+//! # }
+//! ```
+
+use std::sync::{Arc, Weak};
+
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
+use opentelemetry::trace::{Span, SpanContext, SpanKind, Status, Tracer, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+
+use crate::delivery::{Completer, DeliveryResult, Hook};
+use crate::engine::Shared;
+use crate::protocol::record_batch::Header;
+
+/// The name and version the producer's spans and instruments are reported under.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("kprod")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url("https://opentelemetry.io/schemas/1.37.0")
+        .build()
+}
+
+/// Starts a record's span under the caller's current context, given the record's topic, key
+/// and value length: its span context, and the hook that ends it if it is recorded. Built for
+/// the concrete tracer type, so an unrecorded span is never boxed.
+type Starter =
+    dyn Fn(&str, Option<&[u8]>, usize, Option<&str>) -> (SpanContext, Option<Hook>) + Send + Sync;
+
+/// Where the producer's spans and metrics go: a tracer provider, a meter provider, either
+/// or both. See the [module](self) for what is reported.
+pub struct OpenTelemetry {
+    tracer: Option<Box<Starter>>,
+    meter: Option<Meter>,
+}
+
+impl std::fmt::Debug for OpenTelemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenTelemetry")
+            .field("traces", &self.tracer.is_some())
+            .field("metrics", &self.meter.is_some())
+            .finish()
+    }
+}
+
+impl OpenTelemetry {
+    /// Neither traces nor metrics; add them with [`traces`](Self::traces) and
+    /// [`metrics`](Self::metrics).
+    pub fn new() -> Self {
+        OpenTelemetry {
+            tracer: None,
+            meter: None,
+        }
+    }
+
+    /// Both, from the providers installed in [`opentelemetry::global`] (no-ops until the
+    /// application installs some). The global tracer boxes each span; a provider given to
+    /// [`traces`](Self::traces) does not.
+    pub fn global() -> Self {
+        let tracer = opentelemetry::global::tracer_provider().tracer_with_scope(scope());
+        OpenTelemetry {
+            tracer: Some(starter(tracer)),
+            meter: Some(opentelemetry::global::meter_with_scope(scope())),
+        }
+    }
+
+    /// Spans through `provider` (an SDK `SdkTracerProvider`, say): its sampler decides which
+    /// records' spans are recorded. Keep the application's handle to the provider for as
+    /// long as the producer runs: the SDK shuts a provider down when that handle is dropped,
+    /// and spans ended after that are not exported.
+    pub fn traces<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = Some(starter(provider.tracer_with_scope(scope())));
+        self
+    }
+
+    /// Metrics through `provider`, observed when it collects.
+    pub fn metrics(mut self, provider: &impl MeterProvider) -> Self {
+        self.meter = Some(provider.meter_with_scope(scope()));
+        self
+    }
+}
+
+impl Default for OpenTelemetry {
+    fn default() -> Self {
+        OpenTelemetry::new()
+    }
+}
+
+// Static keys and values: no allocation.
+fn system() -> KeyValue {
+    KeyValue::new("messaging.system", "kafka")
+}
+fn operation() -> KeyValue {
+    KeyValue::new("messaging.operation.name", "send")
+}
+fn operation_type() -> KeyValue {
+    KeyValue::new("messaging.operation.type", "send")
+}
+
+/// The span starter for `tracer`. The sampler sees the name `send` and the kind `Producer`;
+/// the name gets its topic and the span its attributes once it is known to be recorded, so
+/// that an unrecorded span allocates nothing (the conventions recommend attributes at
+/// creation for samplers; with 99% of records unsampled, the allocations cost more).
+fn starter<T>(tracer: T) -> Box<Starter>
+where
+    T: Tracer + Send + Sync + 'static,
+    T::Span: Send + Sync + 'static,
+{
+    Box::new(move |topic, key, body, client_id| {
+        let mut span = Context::map_current(|parent| {
+            let builder = tracer.span_builder("send").with_kind(SpanKind::Producer);
+            tracer.build_with_context(builder, parent)
+        });
+        let cx = span.span_context().clone();
+        if !span.is_recording() {
+            // Nothing to end: the record completes as it would without tracing.
+            return (cx, None);
+        }
+        span.update_name(format!("send {topic}"));
+        span.set_attributes([
+            system(),
+            operation(),
+            operation_type(),
+            KeyValue::new("messaging.destination.name", topic.to_string()),
+            KeyValue::new("messaging.message.body.size", body as i64),
+        ]);
+        if let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) {
+            span.set_attribute(KeyValue::new(
+                "messaging.kafka.message.key",
+                key.to_string(),
+            ));
+        }
+        if let Some(id) = client_id {
+            span.set_attribute(KeyValue::new("messaging.client.id", id.to_string()));
+        }
+        let hook: Hook = Box::new(move |result| finish(span, result));
+        (cx, Some(hook))
+    })
+}
+
+/// The producer's side of [`OpenTelemetry`], kept in its shared state.
+pub(crate) struct Telemetry {
+    otel: Arc<OpenTelemetry>,
+    client_id: Option<String>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("traces", &self.otel.tracer.is_some())
+            .finish()
+    }
+}
+
+impl Telemetry {
+    /// The tracing half; `None` if `otel` has no tracer. The metrics half is registered by
+    /// [`register_metrics`] once the producer's state exists.
+    pub fn new(otel: &Arc<OpenTelemetry>, client_id: Option<String>) -> Option<Telemetry> {
+        otel.tracer.is_some().then(|| Telemetry {
+            otel: otel.clone(),
+            client_id,
+        })
+    }
+
+    /// Starts the producer span of a record (`topic`, `key`, a value of `body` bytes) under
+    /// the caller's current context, writes its trace context into `headers` and, when the
+    /// span is recorded, returns `completer` wrapped to end it with the outcome.
+    pub fn start(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        body: usize,
+        headers: &mut Vec<Header>,
+        completer: Completer,
+    ) -> Completer {
+        let Some(start) = &self.otel.tracer else {
+            return completer;
+        };
+        let (cx, end) = start(topic, key, body, self.client_id.as_deref());
+        inject(headers, &cx);
+        match end {
+            Some(hook) => completer.observed(hook),
+            None => completer,
+        }
+    }
+}
+
+/// Ends a record's span with its outcome.
+fn finish(mut span: impl Span, result: &DeliveryResult) {
+    match result {
+        Ok(m) => {
+            span.set_attribute(KeyValue::new(
+                "messaging.destination.partition.id",
+                m.partition.to_string(),
+            ));
+            if m.offset >= 0 {
+                span.set_attribute(KeyValue::new("messaging.kafka.offset", m.offset));
+            }
+        }
+        Err(e) => {
+            span.set_attribute(KeyValue::new("error.type", e.error_type()));
+            span.record_error(e);
+            span.set_status(Status::error(e.to_string()));
+        }
+    }
+    span.end();
+}
+
+/// Writes `cx` into `headers` as W3C Trace Context (`traceparent`, and `tracestate` when it
+/// has entries), replacing any already there. Nothing for an invalid context.
+fn inject(headers: &mut Vec<Header>, cx: &SpanContext) {
+    if !cx.is_valid() {
+        return;
+    }
+    headers.retain(|h| h.key != "traceparent" && h.key != "tracestate");
+    // `00-{trace id}-{span id}-{flags}`, hex written by hand into a stack buffer (`format!`
+    // of the u128 showed in the profile).
+    let mut parent = [0u8; 55];
+    parent[..3].copy_from_slice(b"00-");
+    hex(&cx.trace_id().to_bytes(), &mut parent[3..35]);
+    parent[35] = b'-';
+    hex(&cx.span_id().to_bytes(), &mut parent[36..52]);
+    parent[52] = b'-';
+    hex(&[cx.trace_flags().to_u8()], &mut parent[53..55]);
+    headers.push(Header::new(
+        "traceparent",
+        bytes::Bytes::copy_from_slice(&parent),
+    ));
+    let state = cx.trace_state().header();
+    if !state.is_empty() {
+        headers.push(Header::new("tracestate", state.into_bytes()));
+    }
+}
+
+/// Lower-case hex of `bytes` into `out` (twice as long).
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        o[0] = DIGITS[usize::from(b >> 4)];
+        o[1] = DIGITS[usize::from(b & 0xf)];
+    }
+}
+
+/// The span a record's `traceparent` header names: (trace id, span id, sampled), for tests
+/// and consumers that read the header back.
+///
+/// ```
+/// let (trace, span, sampled) = kprod::otel::parse_traceparent(
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+/// ).unwrap();
+/// assert_eq!(format!("{trace:032x}"), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(format!("{span:016x}"), "00f067aa0ba902b7");
+/// assert!(sampled);
+/// assert!(kprod::otel::parse_traceparent("00-zz-00f067aa0ba902b7-01").is_none());
+/// ```
+pub fn parse_traceparent(value: &str) -> Option<(u128, u64, bool)> {
+    let mut parts = value.split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "00" || parts.next().is_some() || trace.len() != 32 || span.len() != 16 {
+        return None;
+    }
+    if flags.len() != 2 {
+        return None;
+    }
+    let trace = u128::from_str_radix(trace, 16).ok()?;
+    let span = u64::from_str_radix(span, 16).ok()?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    (trace != 0 && span != 0).then_some((trace, span, flags & 1 == 1))
+}
+
+/// The instruments the producer's metrics are observed through; dropping them is harmless
+/// (the meter provider keeps their callbacks), keeping them documents what was registered.
+#[derive(Debug)]
+pub(crate) struct Instruments {
+    _observed: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// Registers the producer's instruments on `otel`'s meter, reading `shared` (weakly: a
+/// closed producer reports nothing) when the provider collects. Returns the operation
+/// duration histogram for the stage-timed records, if there is a meter.
+pub(crate) fn register_metrics(
+    otel: &OpenTelemetry,
+    shared: &Arc<Shared>,
+) -> Option<(Instruments, Histogram<f64>)> {
+    let meter = otel.meter.as_ref()?;
+    let mut observed: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
+    let weak = Arc::downgrade(shared);
+    // One counter (monotonic) or gauge per snapshot figure: (name, unit, description, value).
+    type Read = fn(&crate::MetricsSnapshot) -> u64;
+    let figures: [(bool, &'static str, &'static str, &'static str, Read); 9] = [
+        (
+            true,
+            "kprod.producer.batches",
+            "{batch}",
+            "RecordBatches sent (retries included)",
+            |m| m.batches_sent,
+        ),
+        (
+            true,
+            "kprod.producer.batch.uncompressed",
+            "By",
+            "Batches' record bytes before compression",
+            |m| m.batch_bytes_uncompressed,
+        ),
+        (
+            true,
+            "kprod.producer.batch.compressed",
+            "By",
+            "Batches' record bytes as sent, after compression",
+            |m| m.batch_bytes_compressed,
+        ),
+        (
+            true,
+            "kprod.producer.retries",
+            "{batch}",
+            "Batches sent again after a retriable failure",
+            |m| m.retries,
+        ),
+        (
+            true,
+            "kprod.producer.epoch_bumps",
+            "{bump}",
+            "Producer epoch bumps (idempotence, KIP-360)",
+            |m| m.epoch_bumps,
+        ),
+        (
+            true,
+            "kprod.producer.requests",
+            "{request}",
+            "Produce requests sent",
+            |m| m.requests_sent,
+        ),
+        (
+            false,
+            "kprod.producer.queue.depth",
+            "{record}",
+            "Records in the partition rings and metadata queues, not yet in a batch",
+            |m| m.queue_depth,
+        ),
+        (
+            false,
+            "kprod.producer.in_flight",
+            "{record}",
+            "Records sent and not yet completed",
+            |m| m.in_flight,
+        ),
+        (
+            false,
+            "kprod.producer.buffer.usage",
+            "By",
+            "Bytes of the buffer held by records not yet completed",
+            |m| m.buffer_bytes,
+        ),
+    ];
+    for (monotonic, name, unit, description, read) in figures {
+        let w = weak.clone();
+        let observe = move |o: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
+            if let Some(s) = w.upgrade() {
+                o.observe(read(&s.metrics_snapshot()), &[]);
+            }
+        };
+        if monotonic {
+            let c = meter.u64_observable_counter(name).with_unit(unit);
+            observed.push(Box::new(
+                c.with_description(description)
+                    .with_callback(observe)
+                    .build(),
+            ));
+        } else {
+            let g = meter.u64_observable_gauge(name).with_unit(unit);
+            observed.push(Box::new(
+                g.with_description(description)
+                    .with_callback(observe)
+                    .build(),
+            ));
+        }
+    }
+    let w = weak.clone();
+    let ratio = meter
+        .f64_observable_gauge("kprod.producer.compression.ratio")
+        .with_unit("1")
+        .with_description("Batch bytes after compression over before (1: none)")
+        .with_callback(move |o| {
+            if let Some(s) = w.upgrade() {
+                let m = s.metrics_snapshot();
+                if m.batch_bytes_uncompressed > 0 {
+                    let r = m.batch_bytes_compressed as f64 / m.batch_bytes_uncompressed as f64;
+                    o.observe(r, &[]);
+                }
+            }
+        })
+        .build();
+    observed.push(Box::new(ratio));
+    let w = weak.clone();
+    let latency = meter
+        .f64_observable_gauge("kprod.producer.request.latency")
+        .with_unit("s")
+        .with_description("Produce round trip per broker, by quantile")
+        .with_callback(move |o| {
+            if let Some(s) = w.upgrade() {
+                for b in s.metrics_snapshot().request_latency {
+                    for (q, us) in [("0.5", b.p50_us), ("0.99", b.p99_us), ("0.999", b.p999_us)] {
+                        let attrs = [
+                            KeyValue::new("kprod.broker", i64::from(b.broker)),
+                            KeyValue::new("quantile", q),
+                        ];
+                        o.observe(us as f64 / 1e6, &attrs);
+                    }
+                }
+            }
+        })
+        .build();
+    observed.push(Box::new(latency));
+    let sent = meter
+        .u64_observable_counter("messaging.client.sent.messages")
+        .with_unit("{message}")
+        .with_description("Messages the producer attempted to send (completed ones)")
+        .with_callback(move |o| observe_sent(&weak, o))
+        .build();
+    observed.push(Box::new(sent));
+    let duration = meter
+        .f64_histogram("messaging.client.operation.duration")
+        .with_unit("s")
+        .with_description("Send to acknowledgement, for the records timed through their stages")
+        .with_boundaries(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
+            0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+        ])
+        .build();
+    Some((
+        Instruments {
+            _observed: observed,
+        },
+        duration,
+    ))
+}
+
+fn observe_sent(shared: &Weak<Shared>, o: &dyn opentelemetry::metrics::AsyncInstrument<u64>) {
+    let Some(s) = shared.upgrade() else {
+        return;
+    };
+    for p in s.metrics_snapshot().partitions {
+        let mut attrs = vec![
+            system(),
+            operation(),
+            KeyValue::new("messaging.destination.name", p.topic.to_string()),
+            KeyValue::new(
+                "messaging.destination.partition.id",
+                p.partition.to_string(),
+            ),
+        ];
+        o.observe(p.records_acked, &attrs);
+        attrs.push(KeyValue::new("error.type", "_OTHER"));
+        o.observe(p.records_failed, &attrs);
+    }
+}
+
+/// Records a stage-timed record's send → acknowledged duration.
+pub(crate) fn record_duration(h: &Histogram<f64>, d: std::time::Duration) {
+    h.record(d.as_secs_f64(), &[system(), operation()]);
+}
