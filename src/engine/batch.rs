@@ -563,6 +563,11 @@ fn seq_distance(from: i32, s: i32) -> i64 {
 }
 
 impl Accumulator {
+    /// Records in closed batches waiting to be sent (adaptive partitioning's queue size).
+    pub fn ready_records(&self) -> usize {
+        self.ready.iter().map(|b| b.record_count()).sum()
+    }
+
     /// Records in the open batch.
     pub fn open_len(&self) -> usize {
         self.completions.len()

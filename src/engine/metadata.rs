@@ -177,6 +177,7 @@ impl Shared {
             waited: AtomicBool::new(false),
             waited_since: Mutex::new(None),
             counters: Default::default(),
+            load: Default::default(),
         })
     }
 

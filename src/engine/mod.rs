@@ -24,6 +24,7 @@
 //! - [`transaction`]: the transaction state machine and what coordinator answers mean.
 //! - [`callbacks`]: the callback pool.
 
+pub(crate) mod adaptive;
 pub(crate) mod batch;
 pub(crate) mod callbacks;
 pub(crate) mod core;
@@ -88,13 +89,19 @@ impl Sticky {
     /// under load). `current` only grows (the partition is its value modulo the count), so
     /// a stale value never matches again.
     #[inline]
-    pub fn place(&self, parts: &[Arc<PartitionState>], size: usize, switch_after: usize) -> u32 {
+    pub fn place(
+        &self,
+        parts: &[Arc<PartitionState>],
+        size: usize,
+        switch_after: usize,
+        adaptive: adaptive::Adaptive,
+    ) -> u32 {
         let n = parts.len() as u32;
         let cur = self.current.load(Relaxed);
         let p = cur % n;
         let led = parts[p as usize].route().0 >= 0;
         if !led {
-            if let Some(q) = Self::next_led(parts, p) {
+            if let Some(q) = adaptive::next(parts, p, adaptive, per_batch(size, switch_after)) {
                 self.advance(cur, p, q, n);
                 self.placed.fetch_add(size, Relaxed);
                 return q;
@@ -102,7 +109,8 @@ impl Sticky {
         }
         let before = self.placed.fetch_add(size, Relaxed);
         if before.saturating_add(size) >= switch_after {
-            let q = Self::next_led(parts, p).unwrap_or((p + 1) % n);
+            let q = adaptive::next(parts, p, adaptive, per_batch(size, switch_after))
+                .unwrap_or((p + 1) % n);
             self.advance(cur, p, q, n);
         }
         p
@@ -120,14 +128,11 @@ impl Sticky {
             self.placed.store(0, Relaxed);
         }
     }
+}
 
-    /// The first partition after `p` (wrapping, `p` itself last) that has a leader.
-    fn next_led(parts: &[Arc<PartitionState>], p: u32) -> Option<u32> {
-        let n = parts.len() as u32;
-        (1..=n)
-            .map(|k| (p + k) % n)
-            .find(|&q| parts[q as usize].route().0 >= 0)
-    }
+/// About how many records of `size` bytes make a batch of `batch_size`.
+fn per_batch(size: usize, batch_size: usize) -> u32 {
+    (batch_size / size.max(1)).clamp(1, u32::MAX as usize) as u32
 }
 
 /// One partition: its ring (callers push, the owning I/O thread pops) and its batches.
@@ -161,6 +166,8 @@ pub(crate) struct PartitionState {
     waited_since: Mutex<Option<Instant>>,
     /// What became of its batches, for `metrics()`.
     pub counters: crate::metrics::PartitionCounters,
+    /// Its waiting batches, for adaptive partitioning.
+    pub load: adaptive::Load,
 }
 
 /// A partition's leader and owning thread as one word.
@@ -713,6 +720,7 @@ mod tests {
                     waited: AtomicBool::new(false),
                     waited_since: Mutex::new(None),
                     counters: Default::default(),
+                    load: Default::default(),
                 })
             })
             .collect()
@@ -727,7 +735,7 @@ mod tests {
             let s = Sticky::new(seed);
             let mut bytes = [0usize; 12];
             for _ in 0..12 * 100 {
-                bytes[s.place(&parts, 10, 1000) as usize] += 10;
+                bytes[s.place(&parts, 10, 1000, ADAPTIVE) as usize] += 10;
             }
             assert_eq!(bytes[5], 0, "seed {seed}: {bytes:?}");
             let led: Vec<usize> = (0..12).filter(|&i| i != 5).map(|i| bytes[i]).collect();
@@ -737,6 +745,73 @@ mod tests {
         // No partition with a leader: records stay put (they wait for metadata there).
         let parts = partitions(3, &[0, 1, 2]);
         let s = Sticky::new(1);
-        assert_eq!(s.place(&parts, 10, 5), 1);
+        assert_eq!(s.place(&parts, 10, 5, ADAPTIVE), 1);
+    }
+
+    const ADAPTIVE: adaptive::Adaptive = adaptive::Adaptive {
+        enabled: true,
+        availability_timeout: Duration::ZERO,
+    };
+
+    /// A partition whose batches pile up gets fewer turns, in Java's proportions; a
+    /// difference of one batch changes nothing.
+    #[test]
+    fn adaptive_partitioning_sends_less_where_batches_wait() {
+        let now = Instant::now();
+        let parts = partitions(3, &[]);
+        let turns = |parts: &[Arc<PartitionState>]| {
+            let s = Sticky::new(0);
+            let mut n = [0usize; 3];
+            for _ in 0..30_000 {
+                n[s.place(parts, 10, 10, ADAPTIVE) as usize] += 1;
+            }
+            n
+        };
+        parts[2].load.observe(1, now);
+        let even = turns(&parts);
+        assert_eq!(even, [10_000; 3], "one batch more: still in turn");
+        // Partition 2 has 8 batches waiting: weights 9, 9, 1.
+        parts[2].load.observe(8, now);
+        let n = turns(&parts);
+        let share = n[2] as f64 / 30_000.0;
+        assert!((0.03..0.08).contains(&share), "{n:?}");
+        assert!(n[0].abs_diff(n[1]) < 1_500, "{n:?}");
+        // Off: in turn whatever waits.
+        let s = Sticky::new(0);
+        let off = adaptive::Adaptive {
+            enabled: false,
+            ..ADAPTIVE
+        };
+        let mut m = [0usize; 3];
+        for _ in 0..300 {
+            m[s.place(&parts, 10, 10, off) as usize] += 1;
+        }
+        assert_eq!(m, [100; 3]);
+    }
+
+    /// A partition whose leader has taken none of its waiting batches for the availability
+    /// timeout gets no keyless record; with the timeout off it still gets its turn.
+    #[test]
+    fn an_unavailable_partition_is_skipped() {
+        let parts = partitions(3, &[]);
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        parts[1].load.observe(1, long_ago);
+        let timed = adaptive::Adaptive {
+            enabled: false,
+            availability_timeout: Duration::from_secs(1),
+        };
+        let s = Sticky::new(0);
+        let mut n = [0usize; 3];
+        for _ in 0..300 {
+            n[s.place(&parts, 10, 10, timed) as usize] += 1;
+        }
+        // The first call may land on it before the partitioner first moves.
+        assert!(n[1] <= 1, "{n:?}");
+        parts[1].load.drained(Instant::now());
+        let mut m = [0usize; 3];
+        for _ in 0..300 {
+            m[s.place(&parts, 10, 10, timed) as usize] += 1;
+        }
+        assert!(m[1] >= 99, "available again: {m:?}");
     }
 }

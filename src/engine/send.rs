@@ -128,7 +128,16 @@ impl Shared {
             Some(p) => p,
             None => match self.partitioner.partition(&topic.name, key, n) {
                 Some(p) => p as i32,
-                None => topic.sticky.place(parts, size, self.config.batch_size) as i32,
+                None => {
+                    let adaptive = super::adaptive::Adaptive {
+                        enabled: self.config.partitioner_adaptive,
+                        availability_timeout: self.config.partitioner_availability_timeout,
+                    };
+                    topic
+                        .sticky
+                        .place(parts, size, self.config.batch_size, adaptive)
+                        as i32
+                }
             },
         };
         if p < 0 || p as u32 >= n {

@@ -192,6 +192,10 @@ impl EngineCore {
             ProducerIds::NONE
         };
         let hold = st.hold(idempotence, true);
+        // Adaptive partitioning reads what waits in each partition (nothing when it is off).
+        let cfg = &self.shared.config;
+        let watch_load =
+            cfg.partitioner_adaptive || !cfg.partitioner_availability_timeout.is_zero();
         let mut wanted = std::mem::take(&mut self.wanted);
         for (k, p) in self.owned.iter().enumerate() {
             let (leader, owner) = p.route();
@@ -205,6 +209,9 @@ impl EngineCore {
                 continue;
             }
             let acc = p.acc.lock();
+            if watch_load {
+                p.load.observe(acc.ready_records(), now);
+            }
             if acc.in_flight > 0 && acc.in_flight_to != leader {
                 // The leader changed: let the old leader answer first (order).
                 continue;
@@ -270,6 +277,9 @@ impl EngineCore {
                 }
                 size += b.bytes.len();
                 let mut b = acc.ready.pop_front().expect("sendable");
+                if watch_load {
+                    p.load.drained(now);
+                }
                 acc.in_flight += 1;
                 acc.in_flight_to = broker;
                 b.attempts += 1;
