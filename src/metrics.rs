@@ -659,34 +659,25 @@ impl MetricsSnapshot {
                 }
                 let _ = writeln!(out, "kprod_{name}_count{{broker=\"{id}\"}} {}", b.requests);
             }
-            let name = "request_latency_max_seconds";
-            family(
-                &mut out,
-                name,
-                "gauge",
-                "The slowest Produce round trip per broker.",
-            );
-            for b in &self.request_latency {
-                let _ = writeln!(
-                    out,
-                    "kprod_{name}{{broker=\"{}\"}} {}",
-                    b.broker,
-                    secs(b.max_us)
-                );
-            }
-            let name = "broker_in_flight";
-            family(
-                &mut out,
-                name,
-                "gauge",
-                "Requests sent to the broker and not yet answered.",
-            );
-            for b in &self.request_latency {
-                let _ = writeln!(
-                    out,
-                    "kprod_{name}{{broker=\"{}\"}} {}",
-                    b.broker, b.in_flight
-                );
+            // One gauge per broker each (an f64 prints as the integer it holds: `3`).
+            type BrokerGauge = (&'static str, &'static str, fn(&BrokerLatency) -> f64);
+            let gauges: [BrokerGauge; 2] = [
+                (
+                    "request_latency_max_seconds",
+                    "The slowest Produce round trip per broker.",
+                    |b| b.max_us as f64 / 1e6,
+                ),
+                (
+                    "broker_in_flight",
+                    "Requests sent to the broker and not yet answered.",
+                    |b| b.in_flight as f64,
+                ),
+            ];
+            for (name, help, value) in gauges {
+                family(&mut out, name, "gauge", help);
+                for b in &self.request_latency {
+                    let _ = writeln!(out, "kprod_{name}{{broker=\"{}\"}} {}", b.broker, value(b));
+                }
             }
         }
         let s = &self.stages;
