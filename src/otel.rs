@@ -49,6 +49,7 @@ use opentelemetry::trace::{Span, SpanContext, SpanKind, Status, Tracer, TracerPr
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use crate::delivery::{Completer, DeliveryResult, Hook};
+use crate::engine::headers::{Headers, TraceContext};
 use crate::engine::Shared;
 use crate::protocol::record_batch::Header;
 
@@ -207,25 +208,25 @@ impl Telemetry {
     }
 
     /// Starts the producer span of a record (`topic`, `key`, a value of `body` bytes) under
-    /// the caller's current context, writes its trace context into `headers` and, when the
-    /// span is recorded, returns `completer` wrapped to end it with the outcome.
+    /// the caller's current context, gives back `headers` carrying its trace context and,
+    /// when the span is recorded, `completer` wrapped to end it with the outcome.
     pub fn start(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         body: usize,
-        headers: &mut Vec<Header>,
+        headers: Vec<Header>,
         completer: Completer,
-    ) -> Completer {
+    ) -> (Headers, Completer) {
         let Some(start) = &self.otel.tracer else {
-            return completer;
+            return (headers.into(), completer);
         };
         let (cx, end) = start(topic, key, body, self.client_id.as_deref());
-        inject(headers, &cx);
-        match end {
+        let completer = match end {
             Some(hook) => completer.observed(hook),
             None => completer,
-        }
+        };
+        (inject(headers, &cx), completer)
     }
 }
 
@@ -250,39 +251,21 @@ fn finish(mut span: impl Span, result: &DeliveryResult) {
     span.end();
 }
 
-/// Writes `cx` into `headers` as W3C Trace Context (`traceparent`, and `tracestate` when it
-/// has entries), replacing any already there. Nothing for an invalid context.
-fn inject(headers: &mut Vec<Header>, cx: &SpanContext) {
+/// `headers` with `cx` as W3C Trace Context (`traceparent`, and `tracestate` when it has
+/// entries), replacing any already there; `headers` as they are for an invalid context. The
+/// headers' text is written when the record is encoded (see [`Headers`]).
+fn inject(headers: Vec<Header>, cx: &SpanContext) -> Headers {
     if !cx.is_valid() {
-        return;
+        return headers.into();
     }
-    headers.retain(|h| h.key != "traceparent" && h.key != "tracestate");
-    // `00-{trace id}-{span id}-{flags}`, hex written by hand into a stack buffer (`format!`
-    // of the u128 showed in the profile).
-    let mut parent = [0u8; 55];
-    parent[..3].copy_from_slice(b"00-");
-    hex(&cx.trace_id().to_bytes(), &mut parent[3..35]);
-    parent[35] = b'-';
-    hex(&cx.span_id().to_bytes(), &mut parent[36..52]);
-    parent[52] = b'-';
-    hex(&[cx.trace_flags().to_u8()], &mut parent[53..55]);
-    headers.push(Header::new(
-        "traceparent",
-        bytes::Bytes::copy_from_slice(&parent),
-    ));
     let state = cx.trace_state().header();
-    if !state.is_empty() {
-        headers.push(Header::new("tracestate", state.into_bytes()));
-    }
-}
-
-/// Lower-case hex of `bytes` into `out` (twice as long).
-fn hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        o[0] = DIGITS[usize::from(b >> 4)];
-        o[1] = DIGITS[usize::from(b & 0xf)];
-    }
+    let context = TraceContext {
+        trace_id: cx.trace_id().to_bytes(),
+        span_id: cx.span_id().to_bytes(),
+        flags: cx.trace_flags().to_u8(),
+        state: (!state.is_empty()).then(|| state.into_bytes().into()),
+    };
+    Headers::traced(headers, context)
 }
 
 /// The span a record's `traceparent` header names: (trace id, span id, sampled), for tests

@@ -19,6 +19,7 @@ use crate::engine::batch::{Completions, PendingRecord};
 use crate::engine::callbacks::{run_job, CallbackPool};
 use crate::engine::core::EngineCore;
 use crate::engine::driver::{self, Driver};
+use crate::engine::headers::Headers;
 use crate::engine::resolver::{Resolve, Resolver};
 use crate::engine::Shared;
 use crate::error::{Deadline, Error, Location};
@@ -351,12 +352,6 @@ impl Producer {
             }
             completer = completer.intercepted(i.clone());
         }
-        #[cfg(feature = "opentelemetry")]
-        if let Some(t) = &self.shared.telemetry {
-            let body = record.value.as_ref().map_or(0, |v| v.len());
-            let key = record.key.as_deref();
-            completer = t.start(&record.topic, key, body, &mut record.headers, completer);
-        }
         let ProducerRecord {
             topic,
             key,
@@ -365,6 +360,16 @@ impl Producer {
             partition,
             timestamp,
         } = record;
+        #[cfg(feature = "opentelemetry")]
+        let (headers, completer) = match &self.shared.telemetry {
+            Some(t) => {
+                let body = value.as_ref().map_or(0, |v| v.len());
+                t.start(&topic, key.as_deref(), body, headers, completer)
+            }
+            None => (Headers::from(headers), completer),
+        };
+        #[cfg(not(feature = "opentelemetry"))]
+        let headers = Headers::from(headers);
         let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &headers);
         let pending = PendingRecord {
             key,
@@ -406,13 +411,16 @@ impl Producer {
             };
             return self.send_record(record);
         }
-        #[allow(unused_mut)]
-        let (mut headers, mut completer) = (Vec::new(), Completer::forget());
         #[cfg(feature = "opentelemetry")]
-        if let Some(t) = &self.shared.telemetry {
-            let body = value.as_ref().map_or(0, |v| v.len());
-            completer = t.start(topic, key.as_deref(), body, &mut headers, completer);
-        }
+        let (headers, completer) = match &self.shared.telemetry {
+            Some(t) => {
+                let body = value.as_ref().map_or(0, |v| v.len());
+                t.start(topic, key.as_deref(), body, Vec::new(), Completer::forget())
+            }
+            None => (Headers::none(), Completer::forget()),
+        };
+        #[cfg(not(feature = "opentelemetry"))]
+        let (headers, completer) = (Headers::none(), Completer::forget());
         let reserved = PendingRecord::buffer_size(key.as_deref(), value.as_deref(), &headers);
         let pending = PendingRecord {
             key,
@@ -845,7 +853,7 @@ fn back(
             topic,
             key: r.key,
             value: r.value,
-            headers: r.headers,
+            headers: r.headers.into_vec(),
             partition,
             timestamp,
         }),

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::delivery::{Completer, DeliveryResult, RecordMetadata};
+use crate::engine::headers::Headers;
 use crate::error::{DeliveryStatus, Error};
 use crate::protocol::compression::{Compression, Compressor};
 use crate::protocol::record_batch::{
-    decode_one, estimated_record_size, restamp_producer_state, BatchHeader, Header,
+    decode_one, estimated_record_size, restamp_producer_state, BatchHeader, EncodeHeaders,
     RecordBatchBuilder,
 };
 
@@ -31,7 +32,7 @@ const DELTA_SLACK: usize = 14;
 pub(crate) struct PendingRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// Create time, ms since the epoch.
     pub timestamp: i64,
     pub completer: Completer,
@@ -81,7 +82,11 @@ impl SentAt {
 
 impl PendingRecord {
     /// The size a record counts for in the buffer: its encoding, bounded above.
-    pub fn buffer_size(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+    pub fn buffer_size(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &(impl EncodeHeaders + ?Sized),
+    ) -> usize {
         estimated_record_size(key, value, headers) + DELTA_SLACK
     }
 
@@ -1021,7 +1026,7 @@ mod tests {
                 room: PendingRecord::room(PendingRecord::buffer_size(None, Some(&value), &[])),
                 key: None,
                 value: Some(value),
-                headers: vec![],
+                headers: Headers::none(),
                 timestamp: 1000,
                 completer: c,
                 enqueued: None,

@@ -29,6 +29,7 @@ pub(crate) mod batch;
 pub(crate) mod callbacks;
 pub(crate) mod core;
 pub(crate) mod driver;
+pub(crate) mod headers;
 pub(crate) mod idempotence;
 pub(crate) mod metadata;
 pub(crate) mod placement;

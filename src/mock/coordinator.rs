@@ -103,7 +103,12 @@ fn marker(producer_id: i64, epoch: i16, commit: bool) -> Bytes {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let mut b = RecordBatchBuilder::new();
-    b.append(now, Some(&key), Some(&value), &[]);
+    b.append(
+        now,
+        Some(&key),
+        Some(&value),
+        &[] as &[crate::protocol::record_batch::Header],
+    );
     let header = BatchHeader {
         producer_id,
         producer_epoch: epoch,

@@ -150,18 +150,88 @@ fn record_body_len(
     offset_delta: i32,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: &[Header],
+    headers: &(impl EncodeHeaders + ?Sized),
 ) -> usize {
     let mut n = 1
         + varint_len(timestamp_delta)
         + varint_len(i64::from(offset_delta))
         + field_len(key)
         + field_len(value)
-        + varint_len(headers.len() as i64);
-    for h in headers {
-        n += field_len(Some(h.key.as_bytes())) + field_len(h.value.as_deref());
+        + varint_len(headers.count() as i64);
+    if headers.count() > 0 {
+        headers.for_each(&mut |k, v| n += field_len(Some(k)) + field_len(v));
     }
     n
+}
+
+/// What [`EncodeHeaders::for_each`] calls with each header: its key and value (`None`: null).
+pub type HeaderVisitor<'a> = dyn FnMut(&[u8], Option<&[u8]>) + 'a;
+
+/// A record's headers as the batch builder reads them: a `[Header]`, or the producer's own
+/// form, which writes a record's trace context at encoding instead of allocating it at the
+/// call.
+///
+/// ```
+/// use kprod::protocol::record_batch::{estimated_record_size, EncodeHeaders, HeaderVisitor};
+///
+/// /// One header, `origin: billing`, held without allocating.
+/// struct Origin;
+///
+/// impl EncodeHeaders for Origin {
+///     fn count(&self) -> usize {
+///         1
+///     }
+///     fn for_each(&self, f: &mut HeaderVisitor<'_>) {
+///         f(b"origin", Some(b"billing"));
+///     }
+/// }
+///
+/// let listed = [kprod::Header::new("origin", "billing")];
+/// assert_eq!(
+///     estimated_record_size(None, Some(b"v"), &Origin),
+///     estimated_record_size(None, Some(b"v"), &listed),
+/// );
+/// ```
+pub trait EncodeHeaders {
+    /// How many headers there are.
+    fn count(&self) -> usize;
+    /// Calls `f` with each header's key and value (`None`: null), in order, `count` times.
+    fn for_each(&self, f: &mut HeaderVisitor<'_>);
+}
+
+impl EncodeHeaders for Vec<Header> {
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn for_each(&self, f: &mut HeaderVisitor<'_>) {
+        self.as_slice().for_each(f)
+    }
+}
+
+impl<const N: usize> EncodeHeaders for [Header; N] {
+    #[inline]
+    fn count(&self) -> usize {
+        N
+    }
+
+    fn for_each(&self, f: &mut HeaderVisitor<'_>) {
+        self.as_slice().for_each(f)
+    }
+}
+
+impl EncodeHeaders for [Header] {
+    #[inline]
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn for_each(&self, f: &mut HeaderVisitor<'_>) {
+        for h in self {
+            f(h.key.as_bytes(), h.value.as_deref());
+        }
+    }
 }
 
 /// The encoded size of one record, for deciding whether it fits in a batch before appending.
@@ -170,7 +240,7 @@ fn record_body_len(
 pub fn estimated_record_size(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: &[Header],
+    headers: &(impl EncodeHeaders + ?Sized),
 ) -> usize {
     let body = record_body_len(0, 0, key, value, headers);
     varint_len(body as i64) + body
@@ -307,7 +377,7 @@ impl RecordBatchBuilder {
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-        headers: &[Header],
+        headers: &(impl EncodeHeaders + ?Sized),
     ) -> usize {
         if self.count == 0 {
             self.base_timestamp = timestamp;
@@ -353,17 +423,19 @@ impl RecordBatchBuilder {
                 buf.extend_from_slice(&w.buf[..w.pos]);
             }
         }
-        buf.put_varint(headers.len() as i32);
-        for h in headers {
-            buf.put_varint(h.key.len() as i32);
-            buf.put_slice(h.key.as_bytes());
-            match &h.value {
-                Some(v) => {
-                    buf.put_varint(v.len() as i32);
-                    buf.put_slice(v);
+        buf.put_varint(headers.count() as i32);
+        if headers.count() > 0 {
+            headers.for_each(&mut |k, v| {
+                buf.put_varint(k.len() as i32);
+                buf.put_slice(k);
+                match v {
+                    Some(v) => {
+                        buf.put_varint(v.len() as i32);
+                        buf.put_slice(v);
+                    }
+                    None => buf.put_varint(-1),
                 }
-                None => buf.put_varint(-1),
-            }
+            });
         }
         debug_assert_eq!(buf.len() - start, total);
         self.count += 1;

@@ -38,6 +38,7 @@ use crate::delivery::Completer;
 use crate::engine::batch::PendingRecord;
 use crate::engine::callbacks::Job;
 use crate::engine::core::{Command, EngineCore};
+use crate::engine::headers::Headers;
 use crate::engine::wake::{ThreadWake, PARKED_IDLE, PARKED_TIMED};
 use crate::engine::{Clock, Shared};
 use crate::metrics::Metrics;
@@ -444,12 +445,15 @@ impl World {
         let completer = Completer::callback(move |r| {
             ledger.complete(i, r.map(|m| (m.partition, m.offset)), *clock.lock());
         });
-        let reserved =
-            PendingRecord::buffer_size(Some(key.as_bytes()), Some(value.as_bytes()), &[]);
+        let reserved = PendingRecord::buffer_size(
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
+            &Headers::none(),
+        );
         let r = PendingRecord {
             key: Some(key.into()),
             value: Some(value.into()),
-            headers: Vec::new(),
+            headers: Headers::none(),
             timestamp: (self.now - self.start).as_millis() as i64,
             completer,
             room: PendingRecord::room(reserved),

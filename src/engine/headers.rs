@@ -1,0 +1,206 @@
+//! A ring record's headers: the caller's list, or that list with a W3C trace context the
+//! batch builder writes out as `traceparent` (and `tracestate`) when it encodes the record.
+//!
+//! Built as `Header`s at the call, a trace context cost three allocations per record (the
+//! list, the key's `String`, the value's `Bytes`), made on the caller's thread and freed on
+//! the I/O thread: with OpenTelemetry on, `send()` ran 4.6× slower, most of it in the
+//! allocator (BENCHMARKS.md, "Issue #19"). Here it is one fixed-size box, and the 55 bytes of
+//! hex are written on the I/O thread, straight into the batch.
+
+// Only OpenTelemetry writes a trace context (src/otel.rs).
+#![cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+
+use bytes::Bytes;
+
+use crate::protocol::record_batch::{EncodeHeaders, Header, HeaderVisitor};
+
+/// The headers a [`PendingRecord`](super::batch::PendingRecord) carries (24 bytes: the ring
+/// slot stays at 128).
+#[derive(Debug)]
+pub(crate) enum Headers {
+    /// The caller's headers as given.
+    List(Vec<Header>),
+    /// The caller's headers and a trace context, written after them.
+    Traced(Box<Traced>),
+}
+
+/// [`Headers::Traced`]'s contents.
+#[derive(Debug)]
+pub(crate) struct Traced {
+    /// The caller's headers, without any `traceparent` or `tracestate` of their own (the
+    /// record's trace context replaces them).
+    pub rest: Vec<Header>,
+    pub context: TraceContext,
+}
+
+/// What a record's `traceparent` and `tracestate` headers say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
+    /// The `tracestate` header's value; `None` when it would be empty (no header then).
+    pub state: Option<Bytes>,
+}
+
+/// `00-{32 hex}-{16 hex}-{2 hex}`.
+const TRACEPARENT_LEN: usize = 55;
+
+impl TraceContext {
+    /// The `traceparent` value, W3C Trace Context version 00.
+    pub fn traceparent(&self) -> [u8; TRACEPARENT_LEN] {
+        let mut out = [0u8; TRACEPARENT_LEN];
+        out[..3].copy_from_slice(b"00-");
+        hex(&self.trace_id, &mut out[3..35]);
+        out[35] = b'-';
+        hex(&self.span_id, &mut out[36..52]);
+        out[52] = b'-';
+        hex(&[self.flags], &mut out[53..55]);
+        out
+    }
+}
+
+/// Lower-case hex of `bytes` into `out` (twice as long).
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        o[0] = DIGITS[usize::from(b >> 4)];
+        o[1] = DIGITS[usize::from(b & 0xf)];
+    }
+}
+
+fn is_trace_header(h: &Header) -> bool {
+    h.key == "traceparent" || h.key == "tracestate"
+}
+
+impl Headers {
+    /// No headers.
+    #[inline]
+    pub fn none() -> Headers {
+        Headers::List(Vec::new())
+    }
+
+    /// `list` with `context` written after it, replacing any trace context `list` carries.
+    pub fn traced(mut list: Vec<Header>, context: TraceContext) -> Headers {
+        list.retain(|h| !is_trace_header(h));
+        Headers::Traced(Box::new(Traced {
+            rest: list,
+            context,
+        }))
+    }
+
+    /// The headers as a list (for a record handed back to its caller).
+    pub fn into_vec(self) -> Vec<Header> {
+        match self {
+            Headers::List(list) => list,
+            Headers::Traced(t) => {
+                let Traced { mut rest, context } = *t;
+                rest.push(Header::new(
+                    "traceparent",
+                    Bytes::copy_from_slice(&context.traceparent()),
+                ));
+                if let Some(state) = context.state {
+                    rest.push(Header::new("tracestate", state));
+                }
+                rest
+            }
+        }
+    }
+}
+
+impl From<Vec<Header>> for Headers {
+    fn from(list: Vec<Header>) -> Headers {
+        Headers::List(list)
+    }
+}
+
+impl EncodeHeaders for Headers {
+    #[inline]
+    fn count(&self) -> usize {
+        match self {
+            Headers::List(list) => list.len(),
+            Headers::Traced(t) => t.rest.len() + 1 + usize::from(t.context.state.is_some()),
+        }
+    }
+
+    fn for_each(&self, f: &mut HeaderVisitor<'_>) {
+        match self {
+            Headers::List(list) => list.for_each(f),
+            Headers::Traced(t) => {
+                t.rest.for_each(f);
+                f(b"traceparent", Some(&t.context.traceparent()));
+                if let Some(state) = &t.context.state {
+                    f(b"tracestate", Some(state));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::compression::{Compression, CompressionConfig, Compressor};
+    use crate::protocol::record_batch::{
+        decode_one, estimated_record_size, BatchHeader, RecordBatchBuilder,
+    };
+
+    fn context(state: Option<&'static str>) -> TraceContext {
+        TraceContext {
+            trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128.to_be_bytes(),
+            span_id: 0x00f0_67aa_0ba9_02b7u64.to_be_bytes(),
+            flags: 1,
+            state: state.map(|s| Bytes::from_static(s.as_bytes())),
+        }
+    }
+
+    #[test]
+    fn a_trace_context_encodes_as_the_headers_it_stands_for() {
+        let user = vec![
+            Header::new("origin", "billing"),
+            Header::new("traceparent", "00-stale"),
+            Header::new("tracestate", "stale=1"),
+        ];
+        for state in [None, Some("vendor=x")] {
+            let traced = Headers::traced(user.clone(), context(state));
+            let list = Headers::traced(user.clone(), context(state)).into_vec();
+            assert_eq!(traced.count(), list.len());
+            assert_eq!(
+                estimated_record_size(None, Some(b"v"), &traced),
+                estimated_record_size(None, Some(b"v"), &list[..])
+            );
+            let mut b = RecordBatchBuilder::new();
+            let n = b.append(7, None, Some(b"v"), &traced);
+            assert_eq!(n, estimated_record_size(None, Some(b"v"), &traced));
+            let mut out = Vec::new();
+            let none = CompressionConfig::new(Compression::None, None).expect("codec");
+            b.finish(
+                &BatchHeader::default(),
+                &mut Compressor::new(none),
+                &mut out,
+            )
+            .expect("finish");
+            let out = Bytes::from(out);
+            let (batch, _) = decode_one(&out, out.len()).expect("decode");
+            let got: Vec<(String, Option<Vec<u8>>)> = batch.records[0]
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), h.value.as_ref().map(|v| v.to_vec())))
+                .collect();
+            let want: Vec<(String, Option<Vec<u8>>)> = list
+                .iter()
+                .map(|h| (h.key.clone(), h.value.as_ref().map(|v| v.to_vec())))
+                .collect();
+            assert_eq!(got, want);
+            assert_eq!(got[0].0, "origin");
+            assert_eq!(
+                got[1],
+                (
+                    "traceparent".to_string(),
+                    Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec())
+                )
+            );
+            assert_eq!(got.len(), 2 + usize::from(state.is_some()));
+        }
+    }
+}
