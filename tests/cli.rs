@@ -312,14 +312,40 @@ fn presets_and_flags_that_override_them() {
     );
 }
 
+/// A `kprod mock` child that is killed (and reaped) if it is still running when dropped: a
+/// test that fails partway leaves no mock behind.
+struct MockChild(std::process::Child);
+
+impl std::ops::Deref for MockChild {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for MockChild {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for MockChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `kprod mock` with `args` and stdin as given; returns it and its bootstrap address.
-fn start_mock(args: &[&str], stdin: Stdio) -> (std::process::Child, String) {
+fn start_mock(args: &[&str], stdin: Stdio) -> (MockChild, String) {
     let (child, bootstrap, _) = start_mock_secured(args, stdin);
     (child, bootstrap)
 }
 
 /// Starts `kprod mock`; its bootstrap address and the security protocol it printed.
-fn start_mock_secured(args: &[&str], stdin: Stdio) -> (std::process::Child, String, String) {
+fn start_mock_secured(args: &[&str], stdin: Stdio) -> (MockChild, String, String) {
     let mut child = kprod()
         .arg("mock")
         .args(args)
@@ -327,6 +353,7 @@ fn start_mock_secured(args: &[&str], stdin: Stdio) -> (std::process::Child, Stri
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(MockChild)
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let (mut line, mut protocol) = (String::new(), String::new());
