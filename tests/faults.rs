@@ -15,7 +15,7 @@ use std::time::Duration;
 use kprod::mock::MockCluster;
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::{Producer, ProducerBuilder};
-use support::fault_proxy::{bootstrap_of, proxy_every_broker, Chaos, FaultProxy};
+use support::fault_proxy::{Chaos, FaultProxy, ProxiedCluster};
 use support::scenario::{send_all, verify, verify_with, Copies, Report, Sent};
 use support::threads::threads_reach;
 
@@ -30,9 +30,13 @@ fn records() -> usize {
 }
 
 /// A mock cluster whose brokers are reached only through fault proxies.
-struct Rig {
-    cluster: MockCluster,
-    proxies: Vec<FaultProxy>,
+struct Rig(ProxiedCluster);
+
+impl std::ops::Deref for Rig {
+    type Target = ProxiedCluster;
+    fn deref(&self) -> &ProxiedCluster {
+        &self.0
+    }
 }
 
 impl Rig {
@@ -42,12 +46,7 @@ impl Rig {
             .topic(TOPIC, PARTITIONS)
             .build()
             .unwrap();
-        let proxies = proxy_every_broker(&cluster, 0x9E37_79B9);
-        Rig { cluster, proxies }
-    }
-
-    fn bootstrap(&self) -> String {
-        bootstrap_of(&self.proxies)
+        Rig(ProxiedCluster::new(cluster, 0x9E37_79B9))
     }
 
     /// The scenarios' producer, at the default delivery timeout (120 s); a scenario takes a
@@ -59,21 +58,6 @@ impl Rig {
             .request_timeout(Duration::from_secs(5))
             .retry_backoff(Duration::from_millis(20))
             .retry_backoff_max(Duration::from_millis(200))
-    }
-
-    /// Every fault off, every broker up.
-    fn heal(&self) {
-        for p in &self.proxies {
-            p.set_chaos(None);
-            p.set_blackhole(false);
-            p.set_delay(Duration::ZERO);
-        }
-        for b in self.cluster.broker_ids() {
-            self.cluster.stall(b, false);
-            if !self.cluster.is_broker_up(b) {
-                self.cluster.broker_up(b);
-            }
-        }
     }
 
     /// Faults off, then the promises checked against what librdkafka reads back.

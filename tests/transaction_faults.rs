@@ -26,7 +26,7 @@ use kprod::mock::{MockCluster, TransactionState};
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::transaction::{ConsumerGroupMetadata, TransactionOffset};
 use kprod::{Error, Producer, ProducerRecord, TransactionError};
-use support::fault_proxy::{bootstrap_of, proxy_every_broker, Chaos, FaultProxy};
+use support::fault_proxy::{Chaos, ProxiedCluster};
 use support::txn::{assert_same_log, read, read_template, write_sentinels, Rng, GROUP, TOPICS};
 
 const T: Duration = Duration::from_secs(30);
@@ -39,9 +39,13 @@ fn transactions() -> u32 {
         .unwrap_or(150)
 }
 
-struct Rig {
-    cluster: MockCluster,
-    proxies: Vec<FaultProxy>,
+struct Rig(ProxiedCluster);
+
+impl std::ops::Deref for Rig {
+    type Target = ProxiedCluster;
+    fn deref(&self) -> &ProxiedCluster {
+        &self.0
+    }
 }
 
 impl Rig {
@@ -53,13 +57,7 @@ impl Rig {
         for (t, n) in TOPICS {
             b = b.topic(t, n);
         }
-        let cluster = b.build().unwrap();
-        let proxies = proxy_every_broker(&cluster, 0x51ed_2701);
-        Rig { cluster, proxies }
-    }
-
-    fn bootstrap(&self) -> String {
-        bootstrap_of(&self.proxies)
+        Rig(ProxiedCluster::new(b.build().unwrap(), 0x51ed_2701))
     }
 
     fn producer(&self, timeout: Duration) -> Producer {
@@ -74,18 +72,6 @@ impl Rig {
             .retry_backoff_max(Duration::from_millis(100))
             .build()
             .unwrap()
-    }
-
-    fn heal(&self) {
-        for p in &self.proxies {
-            p.set_chaos(None);
-            p.set_blackhole(false);
-        }
-        for b in self.cluster.broker_ids() {
-            if !self.cluster.is_broker_up(b) {
-                self.cluster.broker_up(b);
-            }
-        }
     }
 
     /// One fault, drawn from `rng`.

@@ -384,3 +384,38 @@ pub fn bootstrap_of(proxies: &[FaultProxy]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// A mock cluster whose brokers are reached only through fault proxies (each advertises its
+/// proxy's address).
+pub struct ProxiedCluster {
+    pub cluster: kprod::mock::MockCluster,
+    pub proxies: Vec<FaultProxy>,
+}
+
+impl ProxiedCluster {
+    /// A proxy in front of every broker of `cluster`, seeded from `seed`.
+    pub fn new(cluster: kprod::mock::MockCluster, seed: u64) -> ProxiedCluster {
+        let proxies = proxy_every_broker(&cluster, seed);
+        ProxiedCluster { cluster, proxies }
+    }
+
+    /// The proxies as a `bootstrap.servers` list.
+    pub fn bootstrap(&self) -> String {
+        bootstrap_of(&self.proxies)
+    }
+
+    /// Every fault off: no chaos, no blackhole, no delay, no stalled or stopped broker.
+    pub fn heal(&self) {
+        for p in &self.proxies {
+            p.set_chaos(None);
+            p.set_blackhole(false);
+            p.set_delay(Duration::ZERO);
+        }
+        for b in self.cluster.broker_ids() {
+            self.cluster.stall(b, false);
+            if !self.cluster.is_broker_up(b) {
+                self.cluster.broker_up(b);
+            }
+        }
+    }
+}
