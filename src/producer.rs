@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -162,12 +162,6 @@ impl std::fmt::Debug for Producer {
             .field("outstanding", &self.shared.outstanding())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {
@@ -375,7 +369,7 @@ impl Producer {
             key,
             value,
             headers,
-            timestamp: timestamp.unwrap_or_else(now_ms),
+            timestamp: timestamp.unwrap_or_else(crate::record::now_ms),
             completer,
             room: PendingRecord::room(reserved),
             enqueued: self.shared.stage_sample(),
@@ -426,7 +420,7 @@ impl Producer {
             key,
             value,
             headers,
-            timestamp: now_ms(),
+            timestamp: crate::record::now_ms(),
             completer,
             room: PendingRecord::room(reserved),
             enqueued: self.shared.stage_sample(),

@@ -302,11 +302,14 @@ impl Shared {
     /// After a push on `p`'s ring: wake its owner if it is parked (and needs to be).
     pub fn pushed(&self, p: &PartitionState) {
         fence(SeqCst);
-        let len = p.ring.len();
-        // The first record for a partition without an open batch starts a linger the parked
-        // thread does not know about yet (as the Java client wakes its sender for a new batch).
-        let starts_batch = len == 1 && !p.lingering.load(Relaxed);
-        self.io[p.owner()].record_pushed(len, starts_batch, p.wake_threshold(), &self.metrics);
+        let ring = || {
+            let len = p.ring.len();
+            // The first record for a partition without an open batch starts a linger the
+            // parked thread does not know about yet (as the Java client wakes its sender for
+            // a new batch).
+            (len, len == 1 && !p.lingering.load(Relaxed))
+        };
+        self.io[p.owner()].record_pushed(ring, p.wake_threshold(), &self.metrics);
     }
 
     fn push_pending(

@@ -39,19 +39,25 @@ impl ThreadWake {
         }
     }
 
-    /// A record was pushed on a ring this thread drains, which now holds `ring_len`;
-    /// `starts_batch`: its partition has no open batch (its linger starts with this record).
+    /// A record was pushed on a ring this thread drains. `ring` gives, only if the thread is
+    /// parked until a linger deadline, what the ring now holds and whether the record starts
+    /// its partition's batch (its linger starts with it); a running thread needs neither, so
+    /// the caller does not read the ring's head, a cache line the draining thread writes.
     #[inline]
     pub fn record_pushed(
         &self,
-        ring_len: usize,
-        starts_batch: bool,
+        ring: impl FnOnce() -> (usize, bool),
         threshold: usize,
         metrics: &Metrics,
     ) {
-        let state = self.parked.load(SeqCst);
-        let needed = state == PARKED_IDLE
-            || (state == PARKED_TIMED && (starts_batch || ring_len >= threshold));
+        let needed = match self.parked.load(SeqCst) {
+            RUNNING => false,
+            PARKED_TIMED => {
+                let (ring_len, starts_batch) = ring();
+                starts_batch || ring_len >= threshold
+            }
+            _ => true,
+        };
         if needed && self.parked.swap(RUNNING, SeqCst) != RUNNING {
             Metrics::add(&metrics.wakeups, 1);
             (self.waker)();
