@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
 use parking_lot::Mutex;
 
 use super::batch::{Accumulator, Completions};
@@ -166,9 +167,9 @@ impl Shared {
             topic: t.name.clone(),
             partition,
             ring: ArrayQueue::new(super::ring_capacity(self.config.queue_capacity, count)),
-            route: AtomicU64::new(route_word(-1, 0)),
+            route: CachePadded::new(AtomicU64::new(route_word(-1, 0))),
             leader_epoch: AtomicI32::new(-1),
-            acc: Mutex::new(Accumulator::default()),
+            acc: CachePadded::new(Mutex::new(Accumulator::default())),
             lingering: AtomicBool::new(false),
             urgent: AtomicBool::new(false),
             io: self.io.clone(),
