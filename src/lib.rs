@@ -55,7 +55,7 @@ pub use metrics::{LatencySummary, MetricsSnapshot, StageLatency};
 pub use producer::{ProduceAllResults, Producer, PurgeScope, SendError, TypedProducer};
 pub use protocol::compression::Compression;
 pub use protocol::record_batch::Header;
-pub use record::{Payload, ProducerRecord};
+pub use record::{Payload, ProducerRecord, Topic};
 
 /// The builder [`Producer::builder`] returns.
 pub type ProducerBuilder = ProducerConfigBuilder;

@@ -2,7 +2,6 @@
 //! oneshot handles, `produce_all`, the await-forget strategy, `flush`, `close`) and
 //! [`TypedProducer`].
 
-use std::borrow::Cow;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,7 +25,7 @@ use crate::error::{Deadline, Error, Location};
 use crate::interceptor::Interceptors;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::partitioner::Partitioner;
-use crate::record::{Payload, ProducerRecord};
+use crate::record::{Payload, ProducerRecord, Topic};
 use crate::serializer::Serializer;
 
 /// What [`Producer::purge`] drops.
@@ -396,7 +395,7 @@ impl Producer {
         if self.shared.interceptors.is_some() {
             // on_send takes a whole record.
             let record = ProducerRecord {
-                topic: Cow::Owned(topic.to_owned()),
+                topic: Topic::from(topic.to_owned()),
                 key,
                 value,
                 headers: Vec::new(),
@@ -427,7 +426,7 @@ impl Producer {
         };
         self.shared
             .enqueue(topic, None, pending, Some(self.shared.config.max_block))
-            .map_err(|(error, r)| back(error, Cow::Owned(topic.to_owned()), None, None, r))
+            .map_err(|(error, r)| back(error, Topic::from(topic.to_owned()), None, None, r))
     }
 
     /// [`send`](Self::send) for a whole [`ProducerRecord`] (headers, partition, timestamp).
@@ -476,7 +475,7 @@ impl Producer {
         value: impl Payload,
     ) -> Result<RecordMetadata, Error> {
         let record = ProducerRecord {
-            topic: Cow::Owned(topic.to_owned()),
+            topic: Topic::from(topic.to_owned()),
             key: key.into_payload(),
             value: value.into_payload(),
             headers: Vec::new(),
@@ -833,7 +832,7 @@ impl Producer {
 
 fn back(
     error: Error,
-    topic: Cow<'static, str>,
+    topic: Topic,
     partition: Option<i32>,
     timestamp: Option<i64>,
     r: PendingRecord,
@@ -922,7 +921,7 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
     /// Serializes a key and value into a record for `topic`.
     pub fn record(&self, topic: &str, key: &K, value: &V) -> Result<ProducerRecord, Error> {
         Ok(ProducerRecord {
-            topic: Cow::Owned(topic.to_owned()),
+            topic: Topic::from(topic.to_owned()),
             key: self.key.serialize(topic, key)?,
             value: self.value.serialize(topic, value)?,
             headers: Vec::new(),

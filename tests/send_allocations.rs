@@ -4,11 +4,12 @@
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use counting_alloc::{counted, Counting};
-use kprod::Producer;
+use kprod::{Producer, ProducerRecord};
 use rdkafka::mocking::MockCluster;
 
 #[global_allocator]
@@ -47,7 +48,29 @@ fn send_allocates_nothing_beyond_the_records_bytes() {
         }
     });
     assert_eq!(borrowed, 2000);
+    // A whole record for a topic named at run time: shared, the name is not copied, and a
+    // callback that captures nothing needs no box.
+    let name: Arc<str> = String::from("hot").into();
+    let records = counted(|| {
+        for _ in 0..1000 {
+            let r = ProducerRecord::new(name.clone()).key(key.clone());
+            p.send_with(r.value(value.clone()), |r| drop(r.unwrap()))
+                .unwrap();
+        }
+    });
+    assert_eq!(
+        records, 0,
+        "send_with() allocated {records} times in 1000 calls"
+    );
+    // Owned, each record's name is a copy: one allocation each.
+    let owned_names = counted(|| {
+        for _ in 0..1000 {
+            let r = ProducerRecord::new(String::from("hot")).key(key.clone());
+            p.send_record(r.value(value.clone())).unwrap();
+        }
+    });
+    assert_eq!(owned_names, 1000);
     p.flush(Duration::from_secs(30)).unwrap();
-    assert_eq!(p.metrics().records_acked, N as u64 + 1001);
+    assert_eq!(p.metrics().records_acked, N as u64 + 3001);
     p.close(Duration::from_secs(30)).unwrap();
 }

@@ -489,13 +489,14 @@ fn kprod_rate(b: &str, topic: &str, rate: f64, n: u64, pool: &[Bytes]) -> Histog
         .expect("kprod producer");
     p.produce(topic, (), "warm-up").expect("warm-up");
     let h = Arc::new(Mutex::new(new_histogram()));
+    let name: Arc<str> = topic.into();
     let start = Instant::now();
     for i in 0..n {
         let intended = start + Duration::from_secs_f64(i as f64 / rate);
         wait_until(intended);
         let h = h.clone();
-        let r = kprod::ProducerRecord::new(topic.to_string())
-            .value(pool[i as usize % pool.len()].clone());
+        let r =
+            kprod::ProducerRecord::new(name.clone()).value(pool[i as usize % pool.len()].clone());
         p.send_with(r, move |r| {
             r.expect("delivered");
             h.lock()

@@ -468,6 +468,8 @@ pub fn child(args: &[String]) {
                 .build()
                 .expect("kprod producer");
             p.produce(topic, (), "warm-up").expect("warm-up");
+            // As librdkafka's topic handle: the name is shared, not copied per record.
+            let name: std::sync::Arc<str> = topic.as_str().into();
             let cpu0 = cpu::client_cpu(None).unwrap_or_default();
             let t = Instant::now();
             for i in 0..n as usize {
@@ -475,7 +477,7 @@ pub fn child(args: &[String]) {
                 match workload.as_str() {
                     "send-with" => {
                         // As librdkafka's dr_msg_cb here: it counts into statics.
-                        p.send_with(kprod::ProducerRecord::new(topic.clone()).value(v), |r| {
+                        p.send_with(kprod::ProducerRecord::new(name.clone()).value(v), |r| {
                             let n = if r.is_ok() { &DELIVERED } else { &FAILED };
                             n.fetch_add(1, Ordering::Relaxed);
                         })

@@ -145,7 +145,8 @@ pub fn run(a: PerfArgs) -> Result<ExitCode, String> {
     let cpu0 = cpu::client_cpu(exclude);
     let start = Instant::now();
     let rate = (a.throughput > 0.0).then_some(a.throughput);
-    let topic: std::borrow::Cow<'static, str> = a.topic.clone().into();
+    // Shared, so that each record's copy of the name counts a reference (no allocation).
+    let topic: Arc<str> = a.topic.as_str().into();
     // Thread k sends records k, k + threads, k + 2 × threads, ...: at a fixed rate, record
     // i's intended time is i / rate whichever thread sends it.
     let senders = std::sync::atomic::AtomicU32::new(a.threads);
