@@ -13,7 +13,9 @@
 //! With `--features mock,opentelemetry` and `KPROD_BENCH_OTEL=RATIO` (0.01 for 1%), the
 //! producer reports spans to an SDK tracer provider sampling that ratio of traces
 //! (`TraceIdRatioBased`; no exporter, so what is measured is kprod's instrumentation and the
-//! SDK's span handling): the cost of OpenTelemetry on the call.
+//! SDK's span handling): the cost of OpenTelemetry on the call. With `KPROD_BENCH_OTEL_HEAD`
+//! set as well, kprod samples (`OpenTelemetry::head_sampling(RATIO)`) and the provider keeps
+//! what it is given.
 
 #[path = "../tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -45,11 +47,23 @@ fn setup() -> (MockCluster, Producer) {
         Ok(ratio) => {
             use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
             let ratio: f64 = ratio.parse().expect("KPROD_BENCH_OTEL: a sampling ratio");
-            let provider = SdkTracerProvider::builder()
-                .with_sampler(Sampler::TraceIdRatioBased(ratio))
-                .build();
+            // KPROD_BENCH_OTEL_HEAD set: kprod samples (`head_sampling`), the provider keeps
+            // what it is given.
+            let head = std::env::var_os("KPROD_BENCH_OTEL_HEAD").is_some();
+            let sampler = if head {
+                Sampler::AlwaysOn
+            } else {
+                Sampler::TraceIdRatioBased(ratio)
+            };
+            let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
+            let otel = kprod::otel::OpenTelemetry::new().traces(&provider);
+            let otel = if head {
+                otel.head_sampling(ratio)
+            } else {
+                otel
+            };
             eprintln!("OpenTelemetry on, sampling {ratio}");
-            b.opentelemetry(kprod::otel::OpenTelemetry::new().traces(&provider))
+            b.opentelemetry(otel)
         }
         Err(_) => b,
     };

@@ -18,7 +18,9 @@
 //!   failure `error.type` ([`Error::error_type`](crate::Error::error_type)), the error as an exception event and an
 //!   error status. It ends when the record completes. The application's sampler decides; a
 //!   record whose span is not recorded costs a span context and its header, and completes
-//!   as without OpenTelemetry (a recorded one completes on the callback pool).
+//!   as without OpenTelemetry (a recorded one completes on the callback pool). With
+//!   [`head_sampling`](OpenTelemetry::head_sampling) kprod decides first and the SDK sees
+//!   only the records kept: the others cost their header and no allocation.
 //! - **Metrics** (observed from [`Producer::metrics`](crate::Producer::metrics) when the
 //!   meter provider collects, so the values are the snapshot's): the conventions'
 //!   `messaging.client.sent.messages` per topic and partition (with `error.type=_OTHER` for
@@ -45,11 +47,14 @@
 use std::sync::{Arc, Weak};
 
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
-use opentelemetry::trace::{Span, SpanContext, SpanKind, Status, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, Tracer,
+    TracerProvider,
+};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
 use crate::delivery::{Completer, DeliveryResult, Hook};
-use crate::engine::headers::{Headers, TraceContext};
+use crate::engine::headers::{root_span_id, Headers, TraceContext};
 use crate::engine::Shared;
 use crate::protocol::record_batch::Header;
 
@@ -72,6 +77,9 @@ type Starter =
 pub struct OpenTelemetry {
     tracer: Option<Box<Starter>>,
     meter: Option<Meter>,
+    /// [`head_sampling`](Self::head_sampling)'s bound on a random 63-bit number; `None`:
+    /// every record goes to the tracer.
+    head: Option<u64>,
 }
 
 impl std::fmt::Debug for OpenTelemetry {
@@ -79,6 +87,7 @@ impl std::fmt::Debug for OpenTelemetry {
         f.debug_struct("OpenTelemetry")
             .field("traces", &self.tracer.is_some())
             .field("metrics", &self.meter.is_some())
+            .field("head_sampling", &self.head.is_some())
             .finish()
     }
 }
@@ -90,6 +99,7 @@ impl OpenTelemetry {
         OpenTelemetry {
             tracer: None,
             meter: None,
+            head: None,
         }
     }
 
@@ -101,6 +111,7 @@ impl OpenTelemetry {
         OpenTelemetry {
             tracer: Some(starter(tracer)),
             meter: Some(opentelemetry::global::meter_with_scope(scope())),
+            head: None,
         }
     }
 
@@ -115,6 +126,52 @@ impl OpenTelemetry {
         <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
         self.tracer = Some(starter(provider.tracer_with_scope(scope())));
+        self
+    }
+
+    /// kprod samples records itself, before the tracer sees them, with the rule of the SDK's
+    /// `Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))`: a record whose
+    /// caller's span is sampled, or, with no caller's span, one in `ratio` of them, goes to
+    /// the tracer as without this setting; every other record gets a span context kprod
+    /// makes — the caller's trace id (or a new random one, its low 8 bytes deciding as
+    /// `TraceIdRatioBased` does), a new span id, flags `00`, the caller's `tracestate` — and
+    /// its `traceparent` header, without a call into the SDK. Default: off, every record goes
+    /// to the tracer and the tracer's sampler decides.
+    ///
+    /// Why: a span the SDK drops still costs its builder, its span and their moves; a record
+    /// with no headers of its own and no caller's span then carries its trace context inline
+    /// and allocates nothing (BENCHMARKS.md, "Issue #19"). The tracer's sampler still decides
+    /// for the records kprod keeps, so give the provider one that keeps them (`AlwaysOn`, or
+    /// `ParentBased(AlwaysOn)`): a `TraceIdRatioBased(ratio)` there too samples
+    /// `ratio × ratio`. The span ids of the records kprod drops come from kprod's generator,
+    /// not the provider's `IdGenerator`. `ratio` is clamped to `0.0..=1.0` (NaN: `0.0`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "mock")] {
+    /// use kprod::otel::OpenTelemetry;
+    /// let cluster = kprod::mock::MockCluster::builder().topic("t", 1).build().unwrap();
+    /// // One record in a hundred traced; the provider keeps what kprod gives it.
+    /// let otel = OpenTelemetry::global().head_sampling(0.01);
+    /// let p = kprod::Producer::builder()
+    ///     .bootstrap_servers(&cluster.bootstrap_servers())
+    ///     .opentelemetry(otel)
+    ///     .build()
+    ///     .unwrap();
+    /// p.produce("t", "k", "v").unwrap();
+    /// # }
+    /// ```
+    pub fn head_sampling(mut self, ratio: f64) -> Self {
+        let ratio = if ratio.is_nan() {
+            0.0
+        } else {
+            ratio.clamp(0.0, 1.0)
+        };
+        // As the SDK's `TraceIdRatioBased`: sampled when `low >> 1 < bound`; 1.0 keeps all.
+        self.head = Some(if ratio >= 1.0 {
+            u64::MAX
+        } else {
+            (ratio * (1u64 << 63) as f64) as u64
+        });
         self
     }
 
@@ -221,6 +278,24 @@ impl Telemetry {
         let Some(start) = &self.otel.tracer else {
             return (headers.into(), completer);
         };
+        if let Some(bound) = self.otel.head {
+            match Context::map_current(|cx| head_decision(cx, bound)) {
+                Head::Tracer => {}
+                Head::Root(trace_id) if headers.is_empty() => {
+                    return (Headers::Root(trace_id), completer)
+                }
+                Head::Root(trace_id) => {
+                    let context = TraceContext {
+                        trace_id,
+                        span_id: root_span_id(&trace_id),
+                        flags: 0,
+                        state: None,
+                    };
+                    return (Headers::traced(headers, context), completer);
+                }
+                Head::Child(cx) => return (inject(headers, &cx), completer),
+            }
+        }
         let (cx, end) = start(topic, key, body, self.client_id.as_deref());
         let completer = match end {
             Some(hook) => completer.observed(hook),
@@ -228,6 +303,65 @@ impl Telemetry {
         };
         (inject(headers, &cx), completer)
     }
+}
+
+/// What [`OpenTelemetry::head_sampling`] decided for a record.
+enum Head {
+    /// Sampled: the tracer starts its span.
+    Tracer,
+    /// Dropped, no caller's span: a root span with this trace id ([`Headers::Root`]).
+    Root([u8; 16]),
+    /// Dropped, under the caller's unsampled span: this child of it.
+    Child(SpanContext),
+}
+
+/// Decides for a record sent under `cx`, sampling roots when a random 63-bit number is
+/// below `bound`.
+fn head_decision(cx: &Context, bound: u64) -> Head {
+    let parent = cx.span();
+    let parent = parent.span_context();
+    if parent.is_valid() {
+        if parent.is_sampled() {
+            return Head::Tracer;
+        }
+        let span_id = SpanId::from_bytes(random_u64().max(1).to_be_bytes());
+        return Head::Child(SpanContext::new(
+            parent.trace_id(),
+            span_id,
+            TraceFlags::default(),
+            false,
+            parent.trace_state().clone(),
+        ));
+    }
+    let low = random_u64();
+    if bound == u64::MAX || low >> 1 < bound {
+        return Head::Tracer;
+    }
+    // Never all zero: `low` is not below `bound`, so it is not 0 unless `bound` is 0.
+    let high = random_u64() | u64::from(low == 0);
+    Head::Root(((u128::from(high) << 64) | u128::from(low)).to_be_bytes())
+}
+
+/// A random number from a per-thread generator (wyrand, seeded from the standard library's
+/// random hasher keys): ids for spans kprod drops, not for anything secret.
+fn random_u64() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = const { Cell::new(0) };
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            use std::hash::BuildHasher;
+            x = std::collections::hash_map::RandomState::new()
+                .hash_one(std::thread::current().id())
+                | 1;
+        }
+        x = x.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(x);
+        let t = u128::from(x).wrapping_mul(u128::from(x ^ 0xe703_7ed1_a0b4_28db));
+        (t >> 64) as u64 ^ t as u64
+    })
 }
 
 /// Ends a record's span with its outcome.
@@ -486,4 +620,37 @@ fn observe_sent(shared: &Weak<Shared>, o: &dyn opentelemetry::metrics::AsyncInst
 /// Records a stage-timed record's send → acknowledged duration.
 pub(crate) fn record_duration(h: &Histogram<f64>, d: std::time::Duration) {
     h.record(d.as_secs_f64(), &[system(), operation()]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_sampling_clamps_its_ratio_to_the_sdks_bound() {
+        let bound = |r: f64| OpenTelemetry::new().head_sampling(r).head;
+        assert_eq!(bound(1.0), Some(u64::MAX));
+        assert_eq!(bound(7.0), Some(u64::MAX));
+        assert_eq!(bound(0.0), Some(0));
+        assert_eq!(bound(-1.0), Some(0));
+        assert_eq!(bound(f64::NAN), Some(0));
+        assert_eq!(bound(0.5), Some(1 << 62));
+        assert_eq!(OpenTelemetry::new().head, None);
+    }
+
+    #[test]
+    fn a_dropped_root_is_never_all_zero_and_roots_differ() {
+        let cx = Context::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            match head_decision(&cx, 0) {
+                Head::Root(id) => {
+                    assert_ne!(id, [0; 16]);
+                    assert!(seen.insert(id));
+                }
+                _ => panic!("bound 0 drops every root"),
+            }
+        }
+        assert!(matches!(head_decision(&cx, u64::MAX), Head::Tracer));
+    }
 }

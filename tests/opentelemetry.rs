@@ -15,7 +15,8 @@ use kprod::otel::{parse_traceparent, OpenTelemetry};
 use kprod::protocol::{ApiKey, ErrorCode};
 use kprod::{Error, Producer, ProducerRecord};
 use opentelemetry::trace::{
-    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
@@ -251,6 +252,114 @@ fn unsampled_records_carry_their_context_and_make_no_span() {
         traces.insert(trace);
     }
     assert_eq!(traces.len(), 20, "each root record starts its own trace");
+}
+
+#[test]
+fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
+    let topic = "head";
+    let cluster = MockCluster::builder().topic(topic, 2).build().unwrap();
+    let (provider, spans) = tracing(Sampler::AlwaysOn);
+    let ratio = 0.25;
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .opentelemetry(OpenTelemetry::new().traces(&provider).head_sampling(ratio))
+        .build()
+        .unwrap();
+    // Roots: kprod decides, one in four.
+    let roots = 400;
+    for i in 0..roots {
+        p.send(topic, (), format!("root {i}")).unwrap();
+    }
+    // Under a remote parent that is not sampled: its trace, never a span; the caller's own
+    // header kept beside the trace context.
+    let parent_trace = 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319cu128;
+    let parent_span = 0xb7ad_6b71_6920_3331u64;
+    let unsampled = Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from_bytes(parent_trace.to_be_bytes()),
+        SpanId::from_bytes(parent_span.to_be_bytes()),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ));
+    {
+        let _attached = unsampled.attach();
+        for i in 0..20 {
+            let r = ProducerRecord::new(topic)
+                .value(format!("unsampled child {i}"))
+                .header("origin", "billing");
+            p.send_record(r).unwrap();
+        }
+    }
+    // Under a sampled span: the SDK's, every one.
+    let request = provider.tracer("app").start("handle request");
+    let request_cx = request.span_context().clone();
+    {
+        let _attached = Context::current_with_span(request).attach();
+        for i in 0..20 {
+            p.send(topic, (), format!("sampled child {i}")).unwrap();
+        }
+    }
+    p.flush(WAIT).unwrap();
+    p.close(WAIT).unwrap();
+    let finished: HashMap<u64, SpanData> = spans
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name != "handle request")
+        .map(|s| (u64::from_be_bytes(s.span_context.span_id().to_bytes()), s))
+        .collect();
+    let total = roots + 40;
+    let got = read_back(&cluster.bootstrap_servers(), topic, 2, total, WAIT);
+    assert_eq!(got.len(), total);
+    let bound = (ratio * (1u64 << 63) as f64) as u64;
+    let (mut sampled_roots, mut traces) = (0, std::collections::HashSet::new());
+    for g in &got {
+        let value = String::from_utf8(g.value.clone().unwrap()).unwrap();
+        let tps: Vec<_> = g
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "traceparent")
+            .collect();
+        assert_eq!(tps.len(), 1, "{value}: {:?}", g.headers);
+        let tp = String::from_utf8(tps[0].1.clone().unwrap()).unwrap();
+        let (trace, span_id, sampled) = parse_traceparent(&tp).expect("a valid traceparent");
+        let span = finished.get(&span_id);
+        if value.starts_with("root") {
+            assert!(traces.insert(trace), "{value}: a trace of its own");
+            assert_eq!(sampled, span.is_some(), "{value}: {tp}");
+            if sampled {
+                sampled_roots += 1;
+            } else {
+                // Dropped as the SDK's TraceIdRatioBased would drop it, downstream too.
+                assert!((trace as u64) >> 1 >= bound, "{value}: {tp}");
+            }
+        } else if value.starts_with("unsampled") {
+            assert!(!sampled && span.is_none(), "{value}: {tp}");
+            assert_eq!(trace, parent_trace, "{value}");
+            assert_ne!(span_id, parent_span, "{value}: a span of its own");
+            assert!(
+                g.headers
+                    .iter()
+                    .any(|(k, v)| k == "origin" && v.as_deref() == Some(&b"billing"[..])),
+                "{value}: {:?}",
+                g.headers
+            );
+        } else {
+            let span = span.unwrap_or_else(|| panic!("{value}: no span for {tp}"));
+            assert!(sampled);
+            assert_eq!(span.parent_span_id, request_cx.span_id(), "{value}");
+        }
+    }
+    // One in four of 400: 100 expected, the standard deviation under 9.
+    assert!(
+        (50..=150).contains(&sampled_roots),
+        "{sampled_roots} roots sampled"
+    );
+    assert_eq!(
+        finished.len(),
+        sampled_roots + 20,
+        "a span per sampled record only"
+    );
 }
 
 /// What the meter provider exports when it collects now.

@@ -94,10 +94,22 @@ fn kprod_builder(b: &str) -> kprod::ProducerBuilder {
     if let Ok(ratio) = std::env::var("KPROD_BENCH_OTEL") {
         use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
         let ratio: f64 = ratio.parse().expect("KPROD_BENCH_OTEL: a sampling ratio");
-        let provider = SdkTracerProvider::builder()
-            .with_sampler(Sampler::TraceIdRatioBased(ratio))
-            .build();
-        return b.opentelemetry(kprod::otel::OpenTelemetry::new().traces(&provider));
+        // KPROD_BENCH_OTEL_HEAD set: kprod samples (`head_sampling`), the provider keeps
+        // what it is given.
+        let head = std::env::var_os("KPROD_BENCH_OTEL_HEAD").is_some();
+        let sampler = if head {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::TraceIdRatioBased(ratio)
+        };
+        let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
+        let otel = kprod::otel::OpenTelemetry::new().traces(&provider);
+        let otel = if head {
+            otel.head_sampling(ratio)
+        } else {
+            otel
+        };
+        return b.opentelemetry(otel);
     }
     b
 }

@@ -4,15 +4,16 @@
 //! Built as `Header`s at the call, a trace context cost three allocations per record (the
 //! list, the key's `String`, the value's `Bytes`), made on the caller's thread and freed on
 //! the I/O thread: with OpenTelemetry on, `send()` ran 4.6× slower, most of it in the
-//! allocator (BENCHMARKS.md, "Issue #19"). Here it is one fixed-size box, and the 55 bytes of
-//! hex are written on the I/O thread, straight into the batch.
+//! allocator (BENCHMARKS.md, "Issue #19"). Here it is one fixed-size box — or, for a root
+//! span kprod's head sampling dropped, 16 bytes inline — and the 55 bytes of hex are written
+//! on the I/O thread, straight into the batch.
 
 // Only OpenTelemetry writes a trace context (src/otel.rs).
 #![cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
 
 use bytes::Bytes;
 
-use crate::protocol::record_batch::{EncodeHeaders, Header, HeaderVisitor};
+use crate::protocol::record_batch::{field_len, EncodeHeaders, Header, HeaderVisitor};
 
 /// The headers a [`PendingRecord`](super::batch::PendingRecord) carries (24 bytes: the ring
 /// slot stays at 128).
@@ -22,6 +23,35 @@ pub(crate) enum Headers {
     List(Vec<Header>),
     /// The caller's headers and a trace context, written after them.
     Traced(Box<Traced>),
+    /// No caller's headers, and the trace context of a root span that is not recorded: its
+    /// trace id (random, never zero), its span id derived from it ([`root_span_id`]), flags
+    /// `00`, no `tracestate`. What [`OpenTelemetry::head_sampling`] gives most records:
+    /// inline, so such a record allocates nothing.
+    ///
+    /// [`OpenTelemetry::head_sampling`]: crate::otel::OpenTelemetry::head_sampling
+    Root([u8; 16]),
+}
+
+/// The span id of [`Headers::Root`]'s span: a mix of its trace id, never zero. Trace ids are
+/// random and fresh per record, so span ids are as unique as they are.
+pub(crate) fn root_span_id(trace_id: &[u8; 16]) -> [u8; 8] {
+    let id = u128::from_be_bytes(*trace_id);
+    // splitmix64's finaliser over the two halves.
+    let mut z = (id as u64) ^ ((id >> 64) as u64).rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    z.max(1).to_be_bytes()
+}
+
+/// [`Headers::Root`]'s trace context.
+fn root_context(trace_id: &[u8; 16]) -> TraceContext {
+    TraceContext {
+        trace_id: *trace_id,
+        span_id: root_span_id(trace_id),
+        flags: 0,
+        state: None,
+    }
 }
 
 /// [`Headers::Traced`]'s contents.
@@ -60,14 +90,25 @@ impl TraceContext {
     }
 }
 
-/// Lower-case hex of `bytes` into `out` (twice as long).
+/// Lower-case hex of `bytes` into `out` (twice as long), a byte's two digits at a time.
 fn hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut t = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+            i += 1;
+        }
+        t
+    };
     for (b, o) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        o[0] = DIGITS[usize::from(b >> 4)];
-        o[1] = DIGITS[usize::from(b & 0xf)];
+        o.copy_from_slice(&PAIRS[usize::from(*b)]);
     }
 }
+
+/// A header's encoded key and value with their length varints: 1 + 11 + 1 + 55.
+const TRACEPARENT_FIELDS: usize = 1 + "traceparent".len() + 1 + TRACEPARENT_LEN;
 
 fn is_trace_header(h: &Header) -> bool {
     h.key == "traceparent" || h.key == "tracestate"
@@ -104,6 +145,10 @@ impl Headers {
                 }
                 rest
             }
+            Headers::Root(trace_id) => vec![Header::new(
+                "traceparent",
+                Bytes::copy_from_slice(&root_context(&trace_id).traceparent()),
+            )],
         }
     }
 }
@@ -120,6 +165,22 @@ impl EncodeHeaders for Headers {
         match self {
             Headers::List(list) => list.len(),
             Headers::Traced(t) => t.rest.len() + 1 + usize::from(t.context.state.is_some()),
+            Headers::Root(_) => 1,
+        }
+    }
+
+    fn fields_len(&self) -> usize {
+        match self {
+            Headers::List(list) => list.fields_len(),
+            Headers::Traced(t) => {
+                t.rest.fields_len()
+                    + TRACEPARENT_FIELDS
+                    + t.context
+                        .state
+                        .as_ref()
+                        .map_or(0, |s| field_len(Some(b"tracestate")) + field_len(Some(s)))
+            }
+            Headers::Root(_) => TRACEPARENT_FIELDS,
         }
     }
 
@@ -132,6 +193,9 @@ impl EncodeHeaders for Headers {
                 if let Some(state) = &t.context.state {
                     f(b"tracestate", Some(state));
                 }
+            }
+            Headers::Root(trace_id) => {
+                f(b"traceparent", Some(&root_context(trace_id).traceparent()))
             }
         }
     }
@@ -202,5 +266,39 @@ mod tests {
             );
             assert_eq!(got.len(), 2 + usize::from(state.is_some()));
         }
+    }
+
+    #[test]
+    fn a_root_context_is_inline_and_encodes_as_its_traceparent() {
+        assert_eq!(std::mem::size_of::<Headers>(), 24);
+        let trace_id = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736u128.to_be_bytes();
+        let root = Headers::Root(trace_id);
+        let list = Headers::Root(trace_id).into_vec();
+        assert_eq!((root.count(), list.len()), (1, 1));
+        assert_eq!(
+            estimated_record_size(None, Some(b"v"), &root),
+            estimated_record_size(None, Some(b"v"), &list[..])
+        );
+        let mut b = RecordBatchBuilder::new();
+        assert_eq!(
+            b.append(7, None, Some(b"v"), &root),
+            estimated_record_size(None, Some(b"v"), &root)
+        );
+        let span = u64::from_be_bytes(root_span_id(&trace_id));
+        let want = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{span:016x}-00");
+        assert_eq!(list[0].key, "traceparent");
+        assert_eq!(list[0].value.as_deref(), Some(want.as_bytes()));
+        let mut seen = Vec::new();
+        root.for_each(&mut |k, v| seen.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+        assert_eq!(
+            seen,
+            vec![(b"traceparent".to_vec(), Some(want.into_bytes()))]
+        );
+        // Distinct trace ids, distinct span ids; never zero.
+        let spans: std::collections::HashSet<[u8; 8]> = (0u128..10_000)
+            .map(|i| root_span_id(&(i << 64 | i).to_be_bytes()))
+            .collect();
+        assert_eq!(spans.len(), 10_000);
+        assert!(!spans.contains(&[0; 8]));
     }
 }

@@ -137,7 +137,7 @@ fn varint_len(v: i64) -> usize {
 
 /// Encoded size of a nullable byte field: its varint length plus its bytes.
 #[inline]
-fn field_len(b: Option<&[u8]>) -> usize {
+pub(crate) fn field_len(b: Option<&[u8]>) -> usize {
     match b {
         Some(b) => varint_len(b.len() as i64) + b.len(),
         None => 1,
@@ -159,7 +159,7 @@ fn record_body_len(
         + field_len(value)
         + varint_len(headers.count() as i64);
     if headers.count() > 0 {
-        headers.for_each(&mut |k, v| n += field_len(Some(k)) + field_len(v));
+        n += headers.fields_len();
     }
     n
 }
@@ -197,6 +197,14 @@ pub trait EncodeHeaders {
     fn count(&self) -> usize;
     /// Calls `f` with each header's key and value (`None`: null), in order, `count` times.
     fn for_each(&self, f: &mut HeaderVisitor<'_>);
+    /// The bytes the headers' keys and values take encoded, their length varints included
+    /// (not the count's). The default measures what [`for_each`](Self::for_each) gives; a
+    /// form that computes a header's value at encoding can say it without computing it.
+    fn fields_len(&self) -> usize {
+        let mut n = 0;
+        self.for_each(&mut |k, v| n += field_len(Some(k)) + field_len(v));
+        n
+    }
 }
 
 impl EncodeHeaders for Vec<Header> {
