@@ -15,7 +15,7 @@
 //! (`TraceIdRatioBased`; no exporter, so what is measured is kprod's instrumentation and the
 //! SDK's span handling): the cost of OpenTelemetry on the call. With `KPROD_BENCH_OTEL_HEAD`
 //! set as well, kprod samples (`OpenTelemetry::head_sampling(RATIO)`) and the provider keeps
-//! what it is given.
+//! what it is given; `KPROD_BENCH_OTEL_ROOTS=0` adds `propagate_dropped_roots(false)`.
 
 #[path = "../tests/support/counting_alloc.rs"]
 mod counting_alloc;
@@ -62,6 +62,9 @@ fn setup() -> (MockCluster, Producer) {
             } else {
                 otel
             };
+            // KPROD_BENCH_OTEL_ROOTS=0: dropped roots carry no `traceparent`.
+            let roots = std::env::var("KPROD_BENCH_OTEL_ROOTS").map_or(true, |v| v != "0");
+            let otel = otel.propagate_dropped_roots(roots);
             eprintln!("OpenTelemetry on, sampling {ratio}");
             b.opentelemetry(otel)
         }

@@ -80,6 +80,8 @@ pub struct OpenTelemetry {
     /// [`head_sampling`](Self::head_sampling)'s bound on a random 63-bit number; `None`:
     /// every record goes to the tracer.
     head: Option<u64>,
+    /// [`propagate_dropped_roots`](Self::propagate_dropped_roots).
+    dropped_roots: bool,
 }
 
 impl std::fmt::Debug for OpenTelemetry {
@@ -88,6 +90,7 @@ impl std::fmt::Debug for OpenTelemetry {
             .field("traces", &self.tracer.is_some())
             .field("metrics", &self.meter.is_some())
             .field("head_sampling", &self.head.is_some())
+            .field("propagate_dropped_roots", &self.dropped_roots)
             .finish()
     }
 }
@@ -100,6 +103,7 @@ impl OpenTelemetry {
             tracer: None,
             meter: None,
             head: None,
+            dropped_roots: true,
         }
     }
 
@@ -112,6 +116,7 @@ impl OpenTelemetry {
             tracer: Some(starter(tracer)),
             meter: Some(opentelemetry::global::meter_with_scope(scope())),
             head: None,
+            dropped_roots: true,
         }
     }
 
@@ -172,6 +177,27 @@ impl OpenTelemetry {
         } else {
             (ratio * (1u64 << 63) as f64) as u64
         });
+        self
+    }
+
+    /// With [`head_sampling`](Self::head_sampling): whether a record kprod drops that has no
+    /// caller's span still gets a `traceparent` (flags `00`, a trace of its own). Default:
+    /// `true`, as the W3C and OpenTelemetry specifications have it — a consumer whose sampler
+    /// follows its parent then drops the trace too. `false` leaves such a record's headers as
+    /// the caller gave them: a consumer starts a trace of its own, and the record is ~70 bytes
+    /// shorter (the header is most of tracing's cost on a small record: BENCHMARKS.md,
+    /// "Issue #19"). Records under a caller's span, sampled or not, and records kprod keeps
+    /// always carry their context.
+    ///
+    /// ```
+    /// use kprod::otel::OpenTelemetry;
+    /// let otel = OpenTelemetry::global()
+    ///     .head_sampling(0.01)
+    ///     .propagate_dropped_roots(false);
+    /// # let _ = otel;
+    /// ```
+    pub fn propagate_dropped_roots(mut self, on: bool) -> Self {
+        self.dropped_roots = on;
         self
     }
 
@@ -281,6 +307,7 @@ impl Telemetry {
         if let Some(bound) = self.otel.head {
             match Context::map_current(|cx| head_decision(cx, bound)) {
                 Head::Tracer => {}
+                Head::Root(_) if !self.otel.dropped_roots => return (headers.into(), completer),
                 Head::Root(trace_id) if headers.is_empty() => {
                     return (Headers::Root(trace_id), completer)
                 }
@@ -636,6 +663,7 @@ mod tests {
         assert_eq!(bound(f64::NAN), Some(0));
         assert_eq!(bound(0.5), Some(1 << 62));
         assert_eq!(OpenTelemetry::new().head, None);
+        assert!(OpenTelemetry::new().dropped_roots);
     }
 
     #[test]

@@ -362,6 +362,58 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
     );
 }
 
+#[test]
+fn dropped_roots_need_not_carry_a_traceparent() {
+    let topic = "roots";
+    let cluster = MockCluster::builder().topic(topic, 1).build().unwrap();
+    let (provider, spans) = tracing(Sampler::AlwaysOn);
+    let p = Producer::builder()
+        .bootstrap_servers(&cluster.bootstrap_servers())
+        .opentelemetry(
+            OpenTelemetry::new()
+                .traces(&provider)
+                .head_sampling(0.0)
+                .propagate_dropped_roots(false),
+        )
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        let r = ProducerRecord::new(topic)
+            .value(format!("root {i}"))
+            .header("origin", "billing");
+        p.send_record(r).unwrap();
+    }
+    // A caller's span, even unsampled, is always propagated.
+    let parent = Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from_bytes(7u128.to_be_bytes()),
+        SpanId::from_bytes(9u64.to_be_bytes()),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ));
+    {
+        let _attached = parent.attach();
+        for i in 0..10 {
+            p.send(topic, (), format!("child {i}")).unwrap();
+        }
+    }
+    p.close(WAIT).unwrap();
+    assert!(spans.get_finished_spans().unwrap().is_empty());
+    let got = read_back(&cluster.bootstrap_servers(), topic, 1, 20, WAIT);
+    assert_eq!(got.len(), 20);
+    for g in &got {
+        let value = String::from_utf8(g.value.clone().unwrap()).unwrap();
+        let keys: Vec<&str> = g.headers.iter().map(|(k, _)| k.as_str()).collect();
+        if value.starts_with("root") {
+            assert_eq!(keys, ["origin"], "{value}");
+        } else {
+            assert_eq!(keys, ["traceparent"], "{value}");
+            let tp = String::from_utf8(g.headers[0].1.clone().unwrap()).unwrap();
+            assert_eq!(parse_traceparent(&tp).unwrap().0, 7, "{value}: {tp}");
+        }
+    }
+}
+
 /// What the meter provider exports when it collects now.
 struct Collected(ResourceMetrics);
 

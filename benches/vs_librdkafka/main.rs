@@ -84,7 +84,9 @@ fn security() -> Vec<(String, String)> {
 ///
 /// With `--features cli,opentelemetry` and `KPROD_BENCH_OTEL=RATIO`, kprod also reports a span
 /// per record to an SDK tracer provider sampling that ratio of traces (no exporter): the cost
-/// of OpenTelemetry in the matrix.
+/// of OpenTelemetry in the matrix. `KPROD_BENCH_OTEL_HEAD` set: kprod samples
+/// (`head_sampling(RATIO)`) and the provider keeps what it is given;
+/// `KPROD_BENCH_OTEL_ROOTS=0`: `propagate_dropped_roots(false)` as well.
 fn kprod_builder(b: &str) -> kprod::ProducerBuilder {
     let b = kprod::Producer::builder()
         .bootstrap_servers(b)
@@ -109,6 +111,9 @@ fn kprod_builder(b: &str) -> kprod::ProducerBuilder {
         } else {
             otel
         };
+        // KPROD_BENCH_OTEL_ROOTS=0: dropped roots carry no `traceparent`.
+        let roots = std::env::var("KPROD_BENCH_OTEL_ROOTS").map_or(true, |v| v != "0");
+        let otel = otel.propagate_dropped_roots(roots);
         return b.opentelemetry(otel);
     }
     b
