@@ -19,6 +19,9 @@
 
 #[path = "../tests/support/counting_alloc.rs"]
 mod counting_alloc;
+#[cfg(feature = "opentelemetry")]
+#[path = "support/otel.rs"]
+mod otel;
 
 use std::time::{Duration, Instant};
 
@@ -43,32 +46,9 @@ fn setup() -> (MockCluster, Producer) {
         .buffer_records(4_000_000)
         .buffer_memory(1 << 30);
     #[cfg(feature = "opentelemetry")]
-    let b = match std::env::var("KPROD_BENCH_OTEL") {
-        Ok(ratio) => {
-            use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-            let ratio: f64 = ratio.parse().expect("KPROD_BENCH_OTEL: a sampling ratio");
-            // KPROD_BENCH_OTEL_HEAD set: kprod samples (`head_sampling`), the provider keeps
-            // what it is given.
-            let head = std::env::var_os("KPROD_BENCH_OTEL_HEAD").is_some();
-            let sampler = if head {
-                Sampler::AlwaysOn
-            } else {
-                Sampler::TraceIdRatioBased(ratio)
-            };
-            let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
-            let otel = kprod::otel::OpenTelemetry::new().traces(&provider);
-            let otel = if head {
-                otel.head_sampling(ratio)
-            } else {
-                otel
-            };
-            // KPROD_BENCH_OTEL_ROOTS=0: dropped roots carry no `traceparent`.
-            let roots = std::env::var("KPROD_BENCH_OTEL_ROOTS").map_or(true, |v| v != "0");
-            let otel = otel.propagate_dropped_roots(roots);
-            eprintln!("OpenTelemetry on, sampling {ratio}");
-            b.opentelemetry(otel)
-        }
-        Err(_) => b,
+    let b = match otel::from_env() {
+        Some(otel) => b.opentelemetry(otel),
+        None => b,
     };
     let p = b.build().expect("producer");
     p.produce("calls", (), "warm-up").expect("warm-up");

@@ -50,6 +50,9 @@ mod transactions;
 mod codec;
 #[path = "../../src/bin/kprod/cpu.rs"]
 mod cpu;
+#[cfg(feature = "opentelemetry")]
+#[path = "../support/otel.rs"]
+mod otel;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -83,37 +86,15 @@ fn security() -> Vec<(String, String)> {
 /// A kprod builder for `b` with [`SECURITY`].
 ///
 /// With `--features cli,opentelemetry` and `KPROD_BENCH_OTEL=RATIO`, kprod also reports a span
-/// per record to an SDK tracer provider sampling that ratio of traces (no exporter): the cost
-/// of OpenTelemetry in the matrix. `KPROD_BENCH_OTEL_HEAD` set: kprod samples
-/// (`head_sampling(RATIO)`) and the provider keeps what it is given;
-/// `KPROD_BENCH_OTEL_ROOTS=0`: `propagate_dropped_roots(false)` as well.
+/// per record (see `benches/support/otel.rs` for the variables): the cost of OpenTelemetry
+/// in the matrix.
 fn kprod_builder(b: &str) -> kprod::ProducerBuilder {
     let b = kprod::Producer::builder()
         .bootstrap_servers(b)
         .from_properties(security())
         .expect("security properties");
     #[cfg(feature = "opentelemetry")]
-    if let Ok(ratio) = std::env::var("KPROD_BENCH_OTEL") {
-        use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-        let ratio: f64 = ratio.parse().expect("KPROD_BENCH_OTEL: a sampling ratio");
-        // KPROD_BENCH_OTEL_HEAD set: kprod samples (`head_sampling`), the provider keeps
-        // what it is given.
-        let head = std::env::var_os("KPROD_BENCH_OTEL_HEAD").is_some();
-        let sampler = if head {
-            Sampler::AlwaysOn
-        } else {
-            Sampler::TraceIdRatioBased(ratio)
-        };
-        let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
-        let otel = kprod::otel::OpenTelemetry::new().traces(&provider);
-        let otel = if head {
-            otel.head_sampling(ratio)
-        } else {
-            otel
-        };
-        // KPROD_BENCH_OTEL_ROOTS=0: dropped roots carry no `traceparent`.
-        let roots = std::env::var("KPROD_BENCH_OTEL_ROOTS").map_or(true, |v| v != "0");
-        let otel = otel.propagate_dropped_roots(roots);
+    if let Some(otel) = otel::from_env() {
         return b.opentelemetry(otel);
     }
     b
