@@ -46,6 +46,24 @@ fn string(v: Option<&Value>) -> Option<String> {
     v.map(|v| v.as_str().into_owned())
 }
 
+/// The producer spans exported (the caller's own `handle request` left out), by span id.
+fn producer_spans(spans: &InMemorySpanExporter) -> HashMap<u64, SpanData> {
+    spans
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name != "handle request")
+        .map(|s| (u64::from_be_bytes(s.span_context.span_id().to_bytes()), s))
+        .collect()
+}
+
+/// The one `traceparent` among a record's headers (what `record` names in a failure).
+fn only_traceparent(headers: &[(String, Option<Vec<u8>>)], record: std::fmt::Arguments) -> String {
+    let tps: Vec<_> = headers.iter().filter(|(k, _)| k == "traceparent").collect();
+    assert_eq!(tps.len(), 1, "{record}: {headers:?}");
+    String::from_utf8(tps[0].1.clone().unwrap()).unwrap()
+}
+
 #[test]
 fn traceparent_read_back_names_each_records_span_in_the_callers_trace() {
     let topic = "traced";
@@ -86,26 +104,14 @@ fn traceparent_read_back_names_each_records_span_in_the_callers_trace() {
     p.produce(topic, "root", "root").unwrap();
     p.flush(WAIT).unwrap();
     p.close(WAIT).unwrap();
-    let finished: HashMap<u64, SpanData> = spans
-        .get_finished_spans()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.name != "handle request")
-        .map(|s| (u64::from_be_bytes(s.span_context.span_id().to_bytes()), s))
-        .collect();
+    let finished = producer_spans(&spans);
     assert_eq!(finished.len(), n + 1, "one producer span per record");
     let got = read_back(&cluster.bootstrap_servers(), topic, 3, n + 1, WAIT);
     assert_eq!(got.len(), n + 1);
     let request_trace = u128::from_be_bytes(request_cx.trace_id().to_bytes());
     for g in &got {
         let value = String::from_utf8(g.value.clone().unwrap()).unwrap();
-        let headers: Vec<_> = g
-            .headers
-            .iter()
-            .filter(|(k, _)| k == "traceparent")
-            .collect();
-        assert_eq!(headers.len(), 1, "record {value}: {:?}", g.headers);
-        let tp = String::from_utf8(headers[0].1.clone().unwrap()).unwrap();
+        let tp = only_traceparent(&g.headers, format_args!("record {value}"));
         let (trace, span_id, sampled) = parse_traceparent(&tp).expect("a valid traceparent");
         assert!(sampled, "{tp}");
         let span = finished
@@ -239,13 +245,7 @@ fn unsampled_records_carry_their_context_and_make_no_span() {
     let got = read_back(&cluster.bootstrap_servers(), topic, 1, 20, WAIT);
     let mut traces = std::collections::HashSet::new();
     for g in &got {
-        let tps: Vec<_> = g
-            .headers
-            .iter()
-            .filter(|(k, _)| k == "traceparent")
-            .collect();
-        assert_eq!(tps.len(), 1, "{:?}", g.headers);
-        let tp = String::from_utf8(tps[0].1.clone().unwrap()).unwrap();
+        let tp = only_traceparent(&g.headers, format_args!("record"));
         assert_ne!(tp, stale);
         let (trace, _, sampled) = parse_traceparent(&tp).unwrap();
         assert!(!sampled, "{tp}");
@@ -301,13 +301,7 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
     }
     p.flush(WAIT).unwrap();
     p.close(WAIT).unwrap();
-    let finished: HashMap<u64, SpanData> = spans
-        .get_finished_spans()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.name != "handle request")
-        .map(|s| (u64::from_be_bytes(s.span_context.span_id().to_bytes()), s))
-        .collect();
+    let finished = producer_spans(&spans);
     let total = roots + 40;
     let got = read_back(&cluster.bootstrap_servers(), topic, 2, total, WAIT);
     assert_eq!(got.len(), total);
@@ -315,13 +309,7 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
     let (mut sampled_roots, mut traces) = (0, std::collections::HashSet::new());
     for g in &got {
         let value = String::from_utf8(g.value.clone().unwrap()).unwrap();
-        let tps: Vec<_> = g
-            .headers
-            .iter()
-            .filter(|(k, _)| k == "traceparent")
-            .collect();
-        assert_eq!(tps.len(), 1, "{value}: {:?}", g.headers);
-        let tp = String::from_utf8(tps[0].1.clone().unwrap()).unwrap();
+        let tp = only_traceparent(&g.headers, format_args!("{value}"));
         let (trace, span_id, sampled) = parse_traceparent(&tp).expect("a valid traceparent");
         let span = finished.get(&span_id);
         if value.starts_with("root") {
