@@ -993,6 +993,43 @@ fn sink_mode_advances_offsets_and_keeps_no_records() {
     assert!(cluster.produce_requests().is_empty());
 }
 
+/// Sink mode keeps no record but still reads every one: what a real broker would refuse, it
+/// refuses, and nothing it refuses moves the log's end.
+#[test]
+fn sink_mode_checks_every_record_it_does_not_keep() {
+    let cluster = MockCluster::builder()
+        .topic("s", 1)
+        .sink(true)
+        .build()
+        .unwrap();
+    let mut c = Raw::connect(cluster.broker_addr(1));
+    assert_eq!(
+        code(&c.produce(11, "s", 0, batch(-1, -1, -1, 3))),
+        ErrorCode::NONE
+    );
+    // A broken CRC.
+    let mut bad = batch(-1, -1, -1, 2).to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        code(&c.produce(11, "s", 0, Bytes::from(bad))),
+        ErrorCode::CORRUPT_MESSAGE
+    );
+    // A record count above the records present, the CRC sealed over it: only reading the
+    // records finds it.
+    let mut over = batch(-1, -1, -1, 2).to_vec();
+    over[57..61].copy_from_slice(&3i32.to_be_bytes());
+    let crc = crc32c::crc32c(&over[21..]);
+    over[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        code(&c.produce(11, "s", 0, Bytes::from(over))),
+        ErrorCode::CORRUPT_MESSAGE
+    );
+    assert_eq!(cluster.errors().len(), 2, "{:?}", cluster.errors());
+    assert_eq!(cluster.end_offset("s", 0), 3);
+    assert!(cluster.records("s", 0).is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Produce validation and idempotence
 

@@ -1,9 +1,9 @@
 //! The record-batch decoder on arbitrary bytes, with a valid CRC re-computed half the time so
 //! the fuzzer reaches the record parser and the decompressors. Never panics; decompression
-//! stays within its bound.
+//! stays within its bound; `check_one` accepts and rejects exactly what `decode_one` does.
 #![no_main]
 use bytes::Bytes;
-use kprod::protocol::record_batch::decode_record_batches;
+use kprod::protocol::record_batch::{check_one, decode_one, decode_record_batches};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,7 +16,14 @@ fuzz_target!(|data: &[u8]| {
         let crc = crc32c(&bytes[21..]);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     }
-    if let Ok(batches) = decode_record_batches(&Bytes::from(bytes), 1 << 20) {
+    let bytes = Bytes::from(bytes);
+    // The checker (what a sink-mode mock uses) agrees with the decoder on every input.
+    let decoded = decode_one(&bytes, 1 << 20).map(|(mut b, used)| {
+        b.records.clear();
+        (b, used)
+    });
+    assert_eq!(check_one(&bytes, 1 << 20), decoded);
+    if let Ok(batches) = decode_record_batches(&bytes, 1 << 20) {
         for b in batches {
             let total: usize = b
                 .records

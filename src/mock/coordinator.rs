@@ -229,7 +229,10 @@ impl State {
                 .ongoing
                 .get_mut(&(topic.clone(), p))
                 .and_then(|o| o.remove(&pid));
-            let Ok(at) = self.append(&topic, p, &m, true) else {
+            let Ok(read) = super::state::read_batches(&m, true) else {
+                continue;
+            };
+            let Ok(at) = self.append(&topic, p, &m, &read, true) else {
                 continue;
             };
             if let (false, Some(first)) = (commit, first) {

@@ -26,11 +26,10 @@ use crate::protocol::messages::produce::{
     TopicProduceResponse,
 };
 use crate::protocol::messages::Request;
-use crate::protocol::record_batch::decode_record_batches;
 use crate::protocol::{decode_request, encode_response, ApiKey, ErrorCode, RequestHeader};
 
 use super::server::Shared;
-use super::state::{valid_topic_name, SequenceCheck, State, MAX_BATCH_DECOMPRESSED};
+use super::state::{read_batches, valid_topic_name, SequenceCheck, State};
 use super::txn;
 use super::ProduceCapture;
 use crate::protocol::messages::add_offsets_to_txn::AddOffsetsToTxnRequest;
@@ -478,7 +477,8 @@ fn produce_partition(
     if limit.is_some_and(|l| data.len() > l) {
         return PartitionOutcome::error(ErrorCode::MESSAGE_TOO_LARGE);
     }
-    let batches = match decode_record_batches(&data, MAX_BATCH_DECOMPRESSED) {
+    // Sink mode keeps no record, so it checks them all without building them.
+    let batches = match read_batches(&data, !cfg.sink) {
         Ok(b) => b,
         Err(e) => {
             st.errors.push(format!(
@@ -488,7 +488,7 @@ fn produce_partition(
         }
     };
     // Kafka accepts exactly one batch per partition from Produce v3 on.
-    let [batch] = &batches[..] else {
+    let [(batch, _)] = &batches[..] else {
         st.errors.push(format!(
             "INVALID_RECORD: Produce v{v} to {topic}-{partition} carries {} batches",
             batches.len()
@@ -518,7 +518,7 @@ fn produce_partition(
         }
         SequenceCheck::Duplicate(base) => (base, true),
         SequenceCheck::Plain | SequenceCheck::Append => {
-            let base = match st.append(topic, partition, &data, !cfg.sink) {
+            let base = match st.append(topic, partition, &data, &batches, !cfg.sink) {
                 Ok(b) => b,
                 Err(e) => {
                     st.errors
@@ -542,7 +542,7 @@ fn produce_partition(
             acks,
             topic: topic.to_string(),
             partition,
-            batches,
+            batches: batches.into_iter().map(|(batch, _)| batch).collect(),
             base_offset,
             duplicate,
         });

@@ -706,11 +706,12 @@ impl MockCluster {
         partition: i32,
         batches: Bytes,
     ) -> Result<i64, AppendError> {
-        let sink = self.shared.config.sink;
+        let keep = !self.shared.config.sink;
+        let read = state::read_batches(&batches, keep).map_err(AppendError::Decode)?;
         self.shared
             .state
             .lock()
-            .append(topic, partition, &batches, !sink)
+            .append(topic, partition, &batches, &read, keep)
     }
 
     /// Every partition of every Produce request accepted so far, in arrival order (empty in

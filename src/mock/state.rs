@@ -5,14 +5,33 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
+use crate::protocol::codec::DecodeError;
 use crate::protocol::codec::Uuid;
-use crate::protocol::record_batch::{decode_one, RecordBatch};
+use crate::protocol::record_batch::{check_one, decode_one, RecordBatch};
 use crate::protocol::{ErrorCode, RequestHeader};
 
 use super::{AppendError, CapturedRequest, ProduceCapture, StoredRecord, MAX_CAPTURED_REQUESTS};
 
 /// The largest decompressed size of one batch the mock accepts.
 pub(crate) const MAX_BATCH_DECOMPRESSED: usize = 64 << 20;
+
+/// The batches of `data` (a Produce request's records), each with the bytes it occupies:
+/// decoded with their records, or with `records` left empty (sink mode, which keeps none)
+/// after the same checks. All or nothing: an error in any batch is the error.
+pub(crate) fn read_batches(
+    data: &Bytes,
+    records: bool,
+) -> Result<Vec<(RecordBatch, usize)>, DecodeError> {
+    let read = if records { decode_one } else { check_one };
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let (batch, used) = read(&data.slice(pos..), MAX_BATCH_DECOMPRESSED)?;
+        batches.push((batch, used));
+        pos += used;
+    }
+    Ok(batches)
+}
 
 /// How many recent batches per producer and partition are remembered for duplicate detection
 /// (Kafka's `NUM_BATCHES_TO_RETAIN`).
@@ -231,25 +250,27 @@ impl State {
             .map_or_else(std::time::Instant::now, |c| *c.lock())
     }
 
-    /// Appends raw batches (already validated or not) to a partition, assigning offsets by
-    /// rewriting each batch's base offset (which the CRC does not cover). Returns the first
-    /// offset assigned. With `keep == false` only the offsets advance.
+    /// Appends `data`'s raw batches, as [`read_batches`] read them into `batches`, to a
+    /// partition, assigning offsets by rewriting each batch's base offset (which the CRC does
+    /// not cover). Returns the first offset assigned. With `keep == false` only the offsets
+    /// advance.
     pub fn append(
         &mut self,
         topic: &str,
         partition: i32,
         data: &Bytes,
+        batches: &[(RecordBatch, usize)],
         keep: bool,
     ) -> Result<i64, AppendError> {
-        // Decode everything first so a bad batch appends nothing.
-        let mut batches = Vec::new();
         let mut pos = 0;
-        while pos < data.len() {
-            let (batch, used) = decode_one(&data.slice(pos..), MAX_BATCH_DECOMPRESSED)
-                .map_err(AppendError::Decode)?;
-            batches.push((batch.last_offset_delta, batch.max_timestamp, pos, used));
-            pos += used;
-        }
+        let batches: Vec<_> = batches
+            .iter()
+            .map(|(batch, used)| {
+                let at = pos;
+                pos += used;
+                (batch.last_offset_delta, batch.max_timestamp, at, *used)
+            })
+            .collect();
         let p = self
             .partition_mut(topic, partition)
             .ok_or(AppendError::UnknownPartition)?;

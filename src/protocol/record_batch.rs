@@ -627,6 +627,132 @@ pub fn decode_one(
     data: &Bytes,
     max_decompressed: usize,
 ) -> Result<(RecordBatch, usize), DecodeError> {
+    let mut collect = Collect::default();
+    let (mut batch, used) = walk_one(data, max_decompressed, &mut collect)?;
+    batch.records = collect.records;
+    Ok((batch, used))
+}
+
+/// Checks the batch at the start of `data` as [`decode_one`] does — the CRC, every record's
+/// framing and varints, header keys' UTF-8, the record count, decompression within
+/// `max_decompressed` — and accepts or rejects exactly what it does, but keeps no record:
+/// the batch comes back with `records` empty, nothing copied or allocated for them. For a
+/// receiver that must validate what it is sent without storing it (a broker in sink mode).
+///
+/// ```
+/// use bytes::Bytes;
+/// use kprod::protocol::compression::{Compressor, CompressionConfig};
+/// use kprod::protocol::record_batch::{
+///     check_one, decode_one, BatchHeader, Header, RecordBatchBuilder,
+/// };
+///
+/// let mut b = RecordBatchBuilder::new();
+/// b.append(1_700_000_000_000, Some(b"k"), Some(b"v"), &[Header::new("h", "x")]);
+/// let mut out = Vec::new();
+/// let mut c = Compressor::new(CompressionConfig::default());
+/// b.finish(&BatchHeader::default(), &mut c, &mut out).unwrap();
+/// let bytes = Bytes::from(out);
+/// let (checked, used) = check_one(&bytes, 1 << 20).unwrap();
+/// assert_eq!(used, bytes.len());
+/// assert_eq!((checked.last_offset_delta, checked.records.len()), (0, 0));
+/// assert_eq!(decode_one(&bytes, 1 << 20).unwrap().0.records.len(), 1);
+///
+/// let mut corrupt = bytes.to_vec();
+/// *corrupt.last_mut().unwrap() ^= 1;
+/// assert!(check_one(&Bytes::from(corrupt), 1 << 20).is_err());
+/// ```
+pub fn check_one(
+    data: &Bytes,
+    max_decompressed: usize,
+) -> Result<(RecordBatch, usize), DecodeError> {
+    walk_one(data, max_decompressed, &mut Discard)
+}
+
+/// What [`walk_one`] hands over of each record once it has checked it: the batch first, then
+/// for each record its headers in wire order and the record itself. Slices borrow from
+/// `region`, the batch's (decompressed) records.
+trait Visit {
+    fn begin(&mut self, batch: &RecordBatch, count: usize);
+    fn header(&mut self, region: &Bytes, key: &str, value: Option<&[u8]>);
+    fn record(
+        &mut self,
+        region: &Bytes,
+        offset_delta: i32,
+        timestamp_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    );
+}
+
+/// Keeps nothing: [`check_one`].
+struct Discard;
+
+impl Visit for Discard {
+    fn begin(&mut self, _: &RecordBatch, _: usize) {}
+    fn header(&mut self, _: &Bytes, _: &str, _: Option<&[u8]>) {}
+    fn record(&mut self, _: &Bytes, _: i32, _: i64, _: Option<&[u8]>, _: Option<&[u8]>) {}
+}
+
+/// Builds the records: [`decode_one`].
+#[derive(Default)]
+struct Collect {
+    records: Vec<Record>,
+    headers: Vec<Header>,
+    base_offset: i64,
+    /// The base timestamp for CreateTime, the max timestamp for LogAppendTime.
+    timestamp: i64,
+    log_append_time: bool,
+}
+
+impl Visit for Collect {
+    fn begin(&mut self, batch: &RecordBatch, count: usize) {
+        self.records = Vec::with_capacity(count);
+        self.base_offset = batch.base_offset;
+        self.log_append_time = batch.timestamp_type == TimestampType::LogAppendTime;
+        self.timestamp = if self.log_append_time {
+            batch.max_timestamp
+        } else {
+            batch.base_timestamp
+        };
+    }
+
+    fn header(&mut self, region: &Bytes, key: &str, value: Option<&[u8]>) {
+        self.headers.push(Header {
+            key: key.to_owned(),
+            value: value.map(|v| region.slice_ref(v)),
+        });
+    }
+
+    fn record(
+        &mut self,
+        region: &Bytes,
+        offset_delta: i32,
+        timestamp_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) {
+        let timestamp = if self.log_append_time {
+            self.timestamp
+        } else {
+            self.timestamp.wrapping_add(timestamp_delta)
+        };
+        self.records.push(Record {
+            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp,
+            key: key.map(|k| region.slice_ref(k)),
+            value: value.map(|v| region.slice_ref(v)),
+            headers: std::mem::take(&mut self.headers),
+        });
+    }
+}
+
+/// The one decoder: checks the batch at the start of `data` and hands its records to `visit`.
+/// Returns the batch (its `records` empty) and the bytes it occupied.
+fn walk_one(
+    data: &Bytes,
+    max_decompressed: usize,
+    visit: &mut impl Visit,
+) -> Result<(RecordBatch, usize), DecodeError> {
     let mut r = Reader::new(data);
     let base_offset = r.i64("base offset")?;
     let batch_length = r.i32("batch length")?;
@@ -686,9 +812,24 @@ pub fn decode_one(
             length: i64::from(count),
         });
     }
-    let mut records = Vec::with_capacity(count as usize);
+    let batch = RecordBatch {
+        base_offset,
+        partition_leader_epoch,
+        attributes,
+        compression,
+        timestamp_type,
+        transactional: attributes & (1 << 4) != 0,
+        control: attributes & (1 << 5) != 0,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        records: Vec::new(),
+    };
+    visit.begin(&batch, count as usize);
     let mut rr = Reader::new(&records_region);
-    let sub = |b: &[u8]| records_region.slice_ref(b);
     for _ in 0..count {
         let len = rr.varint("record length")?;
         if len < 0 {
@@ -701,8 +842,8 @@ pub fn decode_one(
         let _attributes = rec.i8("record attributes")?;
         let ts_delta = rec.varlong("timestamp delta")?;
         let offset_delta = rec.varint("offset delta")?;
-        let key = varint_bytes(&mut rec, "record key")?.map(sub);
-        let value = varint_bytes(&mut rec, "record value")?.map(sub);
+        let key = varint_bytes(&mut rec, "record key")?;
+        let value = varint_bytes(&mut rec, "record value")?;
         let n_headers = rec.varint("header count")?;
         if n_headers < 0 || n_headers as usize > rec.remaining() / 2 {
             return Err(DecodeError::InvalidLength {
@@ -710,49 +851,19 @@ pub fn decode_one(
                 length: i64::from(n_headers),
             });
         }
-        let mut headers = Vec::with_capacity(n_headers as usize);
         for _ in 0..n_headers {
             let key = varint_bytes(&mut rec, "header key")?
                 .ok_or(DecodeError::UnexpectedNull { what: "header key" })?;
             let key = std::str::from_utf8(key)
-                .map_err(|_| DecodeError::InvalidUtf8 { what: "header key" })?
-                .to_owned();
-            let value = varint_bytes(&mut rec, "header value")?.map(sub);
-            headers.push(Header { key, value });
+                .map_err(|_| DecodeError::InvalidUtf8 { what: "header key" })?;
+            let value = varint_bytes(&mut rec, "header value")?;
+            visit.header(&records_region, key, value);
         }
         rec.finish("record")?;
-        let timestamp = match timestamp_type {
-            TimestampType::CreateTime => base_timestamp.wrapping_add(ts_delta),
-            TimestampType::LogAppendTime => max_timestamp,
-        };
-        records.push(Record {
-            offset: base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp,
-            key,
-            value,
-            headers,
-        });
+        visit.record(&records_region, offset_delta, ts_delta, key, value);
     }
     rr.finish("records")?;
-    Ok((
-        RecordBatch {
-            base_offset,
-            partition_leader_epoch,
-            attributes,
-            compression,
-            timestamp_type,
-            transactional: attributes & (1 << 4) != 0,
-            control: attributes & (1 << 5) != 0,
-            last_offset_delta,
-            base_timestamp,
-            max_timestamp,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            records,
-        },
-        total,
-    ))
+    Ok((batch, total))
 }
 
 /// A varint-length-prefixed nullable byte field.
@@ -923,7 +1034,15 @@ mod tests {
                 let crc = crc32c::crc32c(&bytes[CRC_START..]);
                 bytes[17..21].copy_from_slice(&crc.to_be_bytes());
             }
-            let _ = decode_record_batches(&Bytes::from(bytes), 1 << 20);
+            let bytes = Bytes::from(bytes);
+            let _ = decode_record_batches(&bytes, 1 << 20);
+            // The checker accepts and rejects exactly what the decoder does, with the same
+            // batch fields and the same error.
+            let decoded = decode_one(&bytes, 1 << 20).map(|(mut b, used)| {
+                b.records.clear();
+                (b, used)
+            });
+            prop_assert_eq!(check_one(&bytes, 1 << 20), decoded);
         }
     }
 
