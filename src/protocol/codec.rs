@@ -156,6 +156,12 @@ pub trait Writer {
     /// UNSIGNED_VARINT (LEB128, at most 5 bytes).
     #[inline]
     fn put_uvarint(&mut self, mut v: u32) {
+        if v < 0x80 {
+            // Most varints (lengths, counts, deltas) take one byte: a copy of a known length,
+            // which compiles to a store, where a slice's is a call to `memcpy`.
+            self.put_slice(&[v as u8]);
+            return;
+        }
         let mut buf = [0u8; 5];
         let mut n = 0;
         while v >= 0x80 {

@@ -205,6 +205,23 @@ pub trait EncodeHeaders {
         self.for_each(&mut |k, v| n += field_len(Some(k)) + field_len(v));
         n
     }
+    /// Writes the headers' keys and values with their length varints (not the count) to
+    /// `out`, as a record carries them: [`fields_len`](Self::fields_len) bytes. The default
+    /// writes what [`for_each`](Self::for_each) gives, field by field; a form with headers of
+    /// a fixed size can write them whole, as one copy of a known length.
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.for_each(&mut |k, v| {
+            out.put_varint(k.len() as i32);
+            out.put_slice(k);
+            match v {
+                Some(v) => {
+                    out.put_varint(v.len() as i32);
+                    out.put_slice(v);
+                }
+                None => out.put_varint(-1),
+            }
+        });
+    }
 }
 
 impl EncodeHeaders for Vec<Header> {
@@ -433,17 +450,7 @@ impl RecordBatchBuilder {
         }
         buf.put_varint(headers.count() as i32);
         if headers.count() > 0 {
-            headers.for_each(&mut |k, v| {
-                buf.put_varint(k.len() as i32);
-                buf.put_slice(k);
-                match v {
-                    Some(v) => {
-                        buf.put_varint(v.len() as i32);
-                        buf.put_slice(v);
-                    }
-                    None => buf.put_varint(-1),
-                }
-            });
+            headers.encode(buf);
         }
         debug_assert_eq!(buf.len() - start, total);
         self.count += 1;
