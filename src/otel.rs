@@ -18,7 +18,10 @@
 //!   failure `error.type` ([`Error::error_type`](crate::Error::error_type)), the error as an exception event and an
 //!   error status. It ends when the record completes. The application's sampler decides; a
 //!   record whose span is not recorded costs a span context and its header, and completes
-//!   as without OpenTelemetry (a recorded one completes on the callback pool). With
+//!   as without OpenTelemetry (a recorded one completes on the callback pool). A dropped
+//!   root (no caller's span) of a record with no headers of its own carries its trace id
+//!   inline, its span id derived from it, and allocates nothing: nothing records that span,
+//!   so no other span can name it. With
 //!   [`head_sampling`](OpenTelemetry::head_sampling) kprod decides first and the SDK sees
 //!   only the records kept: the others cost their header and no allocation.
 //! - **Metrics** (observed from [`Producer::metrics`](crate::Producer::metrics) when the
@@ -69,8 +72,11 @@ fn scope() -> InstrumentationScope {
 /// Starts a record's span under the caller's current context, given the record's topic, key
 /// and value length: its span context, and the hook that ends it if it is recorded. Built for
 /// the concrete tracer type, so an unrecorded span is never boxed.
-type Starter =
-    dyn Fn(&str, Option<&[u8]>, usize, Option<&str>) -> (SpanContext, Option<Hook>) + Send + Sync;
+type Starter = dyn Fn(&str, Option<&[u8]>, usize, Option<&str>) -> Started + Send + Sync;
+
+/// What the tracer made of a record's span: its context, the hook that ends it when it is
+/// recorded, and whether it is a root (no valid parent).
+type Started = (SpanContext, Option<Hook>, bool);
 
 /// Where the producer's spans and metrics go: a tracer provider, a meter provider, either
 /// or both. See the [module](self) for what is reported.
@@ -235,14 +241,15 @@ where
     T::Span: Send + Sync + 'static,
 {
     Box::new(move |topic, key, body, client_id| {
-        let mut span = Context::map_current(|parent| {
+        let (mut span, root) = Context::map_current(|parent| {
             let builder = tracer.span_builder("send").with_kind(SpanKind::Producer);
-            tracer.build_with_context(builder, parent)
+            let root = !parent.span().span_context().is_valid();
+            (tracer.build_with_context(builder, parent), root)
         });
         let cx = span.span_context().clone();
         if !span.is_recording() {
             // Nothing to end: the record completes as it would without tracing.
-            return (cx, None);
+            return (cx, None, root);
         }
         span.update_name(format!("send {topic}"));
         span.set_attributes([
@@ -262,7 +269,7 @@ where
             span.set_attribute(KeyValue::new("messaging.client.id", id.to_string()));
         }
         let hook: Hook = Box::new(move |result| finish(span, result));
-        (cx, Some(hook))
+        (cx, Some(hook), root)
     })
 }
 
@@ -323,13 +330,28 @@ impl Telemetry {
                 Head::Child(cx) => return (inject(headers, &cx), completer),
             }
         }
-        let (cx, end) = start(topic, key, body, self.client_id.as_deref());
+        let (cx, end, root) = start(topic, key, body, self.client_id.as_deref());
         let completer = match end {
             Some(hook) => completer.observed(hook),
-            None => completer,
+            None => {
+                if root && headers.is_empty() && is_plain_unsampled(&cx) {
+                    // A root span the sampler dropped: nothing records it, so nothing can
+                    // refer to its span id but this record's consumers. Its trace id rides
+                    // inline and its span id is derived from it, as for head sampling's
+                    // dropped roots: no allocation for the 99% of records a 1% sampler drops
+                    // (its own id stays with the SDK's span, which ends here unrecorded).
+                    return (Headers::Root(cx.trace_id().to_bytes()), completer);
+                }
+                completer
+            }
         };
         (inject(headers, &cx), completer)
     }
+}
+
+/// A valid, unsampled context with no `tracestate`: what [`Headers::Root`] stands for.
+fn is_plain_unsampled(cx: &SpanContext) -> bool {
+    cx.is_valid() && !cx.is_sampled() && cx.trace_state().header().is_empty()
 }
 
 /// What [`OpenTelemetry::head_sampling`] decided for a record.

@@ -232,26 +232,32 @@ fn unsampled_records_carry_their_context_and_make_no_span() {
         .opentelemetry(OpenTelemetry::new().traces(&provider))
         .build()
         .unwrap();
-    // A record that already carries a traceparent (sent on from elsewhere) gets its own.
+    // A record that already carries a traceparent (sent on from elsewhere) gets its own; a
+    // record with no headers gets its dropped root's context inline (Headers::Root).
     let stale = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    for i in 0..20 {
-        let r = ProducerRecord::new(topic)
-            .value(format!("{i}"))
-            .header("traceparent", stale);
+    for i in 0..40 {
+        let mut r = ProducerRecord::new(topic).value(format!("{i}"));
+        if i % 2 == 0 {
+            r = r.header("traceparent", stale);
+        }
         p.produce_record(r).unwrap();
     }
     p.close(WAIT).unwrap();
     assert!(spans.get_finished_spans().unwrap().is_empty());
-    let got = read_back(&cluster.bootstrap_servers(), topic, 1, 20, WAIT);
+    let got = read_back(&cluster.bootstrap_servers(), topic, 1, 40, WAIT);
     let mut traces = std::collections::HashSet::new();
+    let mut span_ids = std::collections::HashSet::new();
     for g in &got {
         let tp = only_traceparent(&g.headers, format_args!("record"));
         assert_ne!(tp, stale);
-        let (trace, _, sampled) = parse_traceparent(&tp).unwrap();
+        let (trace, span, sampled) = parse_traceparent(&tp).unwrap();
         assert!(!sampled, "{tp}");
+        assert!(trace != 0 && span != 0, "{tp}");
         traces.insert(trace);
+        span_ids.insert(span);
     }
-    assert_eq!(traces.len(), 20, "each root record starts its own trace");
+    assert_eq!(traces.len(), 40, "each root record starts its own trace");
+    assert_eq!(span_ids.len(), 40, "and names a span of its own");
 }
 
 #[test]
