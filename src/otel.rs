@@ -191,9 +191,12 @@ impl OpenTelemetry {
     /// `true`, as the W3C and OpenTelemetry specifications have it — a consumer whose sampler
     /// follows its parent then drops the trace too. `false` leaves such a record's headers as
     /// the caller gave them: a consumer starts a trace of its own, and the record is ~70 bytes
-    /// shorter (the header is most of tracing's cost on a small record: BENCHMARKS.md,
-    /// "Issue #19"). Records under a caller's span, sampled or not, and records kprod keeps
-    /// always carry their context.
+    /// shorter. The header is most of tracing's cost on a small record, and most of all on a
+    /// compressed topic: its trace id is random, so no codec shrinks it — with zstd, 100 B
+    /// records that compress well cost ~3× the CPU with a header on each, and their
+    /// compressed batches grow many times over (BENCHMARKS.md, "Issue #19's cost across the
+    /// whole send matrix"). Records under a caller's span, sampled or not, and records kprod
+    /// keeps always carry their context.
     ///
     /// ```
     /// use kprod::otel::OpenTelemetry;
