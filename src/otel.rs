@@ -56,7 +56,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
-use crate::delivery::{Completer, DeliveryResult, Hook};
+use crate::delivery::{Completer, DeliveryResult};
 use crate::engine::headers::{root_span_id, Headers, TraceContext};
 use crate::engine::Shared;
 use crate::protocol::record_batch::Header;
@@ -69,14 +69,66 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// Starts a record's span under the caller's current context, given the record's topic, key
-/// and value length: its span context, and the hook that ends it if it is recorded. Built for
-/// the concrete tracer type, so an unrecorded span is never boxed.
-type Starter = dyn Fn(&str, Option<&[u8]>, usize, Option<&str>) -> Started + Send + Sync;
+/// Starts a record's span under the caller's current context: its span context, its
+/// completer (which ends the span, when it is recorded), whether it is recorded, and whether
+/// it is a root (no valid parent). Built for the concrete tracer type, so an unrecorded span
+/// is never boxed, and a recorded one is boxed once, with the completer it wraps.
+type Starter = dyn Fn(&Outgoing<'_>, Completer) -> Started + Send + Sync;
 
-/// What the tracer made of a record's span: its context, the hook that ends it when it is
-/// recorded, and whether it is a root (no valid parent).
-type Started = (SpanContext, Option<Hook>, bool);
+/// What [`Starter`] gives back: (span context, completer, recorded, root).
+type Started = (SpanContext, Completer, bool, bool);
+
+/// A record as its span sees it.
+struct Outgoing<'a> {
+    topic: &'a str,
+    /// The topic's name as the producer shares it (no copy per span), asked for only when the
+    /// span is recorded.
+    shared_topic: &'a dyn Fn() -> Arc<str>,
+    key: Option<&'a [u8]>,
+    /// The value's length.
+    body: usize,
+    client_id: Option<&'a Arc<str>>,
+    /// kprod's head sampling kept the record: its span will be recorded, so its name and
+    /// attributes go in with its start (one vector of the right size) rather than after.
+    kept: bool,
+}
+
+impl Outgoing<'_> {
+    /// The span's name, `send {topic}`.
+    fn span_name(&self) -> String {
+        format!("send {}", self.topic)
+    }
+
+    /// The span's attributes at its start; `room` more are set when it ends.
+    fn attributes(&self, room: usize) -> Vec<KeyValue> {
+        let mut all = Vec::with_capacity(7 + room);
+        self.each_attribute(|kv| all.push(kv));
+        all
+    }
+
+    fn each_attribute(&self, mut f: impl FnMut(KeyValue)) {
+        f(system());
+        f(operation());
+        f(operation_type());
+        f(KeyValue::new(
+            "messaging.destination.name",
+            (self.shared_topic)(),
+        ));
+        f(KeyValue::new(
+            "messaging.message.body.size",
+            self.body as i64,
+        ));
+        if let Some(key) = self.key.and_then(|k| std::str::from_utf8(k).ok()) {
+            f(KeyValue::new(
+                "messaging.kafka.message.key",
+                key.to_string(),
+            ));
+        }
+        if let Some(id) = self.client_id {
+            f(KeyValue::new("messaging.client.id", id.clone()));
+        }
+    }
+}
 
 /// Where the producer's spans and metrics go: a tracer provider, a meter provider, either
 /// or both. See the [module](self) for what is reported.
@@ -234,52 +286,46 @@ fn operation_type() -> KeyValue {
     KeyValue::new("messaging.operation.type", "send")
 }
 
-/// The span starter for `tracer`. The sampler sees the name `send` and the kind `Producer`;
-/// the name gets its topic and the span its attributes once it is known to be recorded, so
-/// that an unrecorded span allocates nothing (the conventions recommend attributes at
-/// creation for samplers; with 99% of records unsampled, the allocations cost more).
+/// The span starter for `tracer`. Unless kprod's head sampling kept the record, the sampler
+/// sees the name `send` and the kind `Producer`, and the name gets its topic and the span its
+/// attributes once it is known to be recorded, so that an unrecorded span allocates nothing
+/// (the conventions recommend attributes at creation for samplers; with 99% of records
+/// unsampled, the allocations cost more).
 fn starter<T>(tracer: T) -> Box<Starter>
 where
     T: Tracer + Send + Sync + 'static,
     T::Span: Send + Sync + 'static,
 {
-    Box::new(move |topic, key, body, client_id| {
+    // Set when the span ends (`finish`): partition and offset.
+    const AT_END: usize = 2;
+    Box::new(move |r: &Outgoing<'_>, completer| {
         let (mut span, root) = Context::map_current(|parent| {
-            let builder = tracer.span_builder("send").with_kind(SpanKind::Producer);
+            let mut builder = tracer.span_builder("send").with_kind(SpanKind::Producer);
+            if r.kept {
+                builder.name = r.span_name().into();
+                builder.attributes = Some(r.attributes(AT_END));
+            }
             let root = !parent.span().span_context().is_valid();
             (tracer.build_with_context(builder, parent), root)
         });
         let cx = span.span_context().clone();
         if !span.is_recording() {
             // Nothing to end: the record completes as it would without tracing.
-            return (cx, None, root);
+            return (cx, completer, false, root);
         }
-        span.update_name(format!("send {topic}"));
-        span.set_attributes([
-            system(),
-            operation(),
-            operation_type(),
-            KeyValue::new("messaging.destination.name", topic.to_string()),
-            KeyValue::new("messaging.message.body.size", body as i64),
-        ]);
-        if let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) {
-            span.set_attribute(KeyValue::new(
-                "messaging.kafka.message.key",
-                key.to_string(),
-            ));
+        if !r.kept {
+            span.update_name(r.span_name());
+            r.each_attribute(|kv| span.set_attribute(kv));
         }
-        if let Some(id) = client_id {
-            span.set_attribute(KeyValue::new("messaging.client.id", id.to_string()));
-        }
-        let hook: Hook = Box::new(move |result| finish(span, result));
-        (cx, Some(hook), root)
+        let completer = completer.observed(move |result: &DeliveryResult| finish(span, result));
+        (cx, completer, true, root)
     })
 }
 
 /// The producer's side of [`OpenTelemetry`], kept in its shared state.
 pub(crate) struct Telemetry {
     otel: Arc<OpenTelemetry>,
-    client_id: Option<String>,
+    client_id: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -296,7 +342,7 @@ impl Telemetry {
     pub fn new(otel: &Arc<OpenTelemetry>, client_id: Option<String>) -> Option<Telemetry> {
         otel.tracer.is_some().then(|| Telemetry {
             otel: otel.clone(),
-            client_id,
+            client_id: client_id.map(Arc::from),
         })
     }
 
@@ -305,6 +351,7 @@ impl Telemetry {
     /// when the span is recorded, `completer` wrapped to end it with the outcome.
     pub fn start(
         &self,
+        shared: &Shared,
         topic: &str,
         key: Option<&[u8]>,
         body: usize,
@@ -333,21 +380,33 @@ impl Telemetry {
                 Head::Child(cx) => return (inject(headers, &cx), completer),
             }
         }
-        let (cx, end, root) = start(topic, key, body, self.client_id.as_deref());
-        let completer = match end {
-            Some(hook) => completer.observed(hook),
-            None => {
-                if root && headers.is_empty() && is_plain_unsampled(&cx) {
-                    // A root span the sampler dropped: nothing records it, so nothing can
-                    // refer to its span id but this record's consumers. Its trace id rides
-                    // inline and its span id is derived from it, as for head sampling's
-                    // dropped roots: no allocation for the 99% of records a 1% sampler drops
-                    // (its own id stays with the SDK's span, which ends here unrecorded).
-                    return (Headers::Root(cx.trace_id().to_bytes()), completer);
-                }
-                completer
-            }
+        // The topic table's name: a reference counted, not a copy (one known before this
+        // record has one there already, or the call creates it; a name copied otherwise).
+        let shared_topic = || {
+            shared
+                .topics
+                .load()
+                .get(topic)
+                .map_or_else(|| Arc::from(topic), |t| t.name.clone())
         };
+        let record = Outgoing {
+            topic,
+            shared_topic: &shared_topic,
+            key,
+            body,
+            client_id: self.client_id.as_ref(),
+            // Past head sampling's decision only if it kept the record.
+            kept: self.otel.head.is_some(),
+        };
+        let (cx, completer, recorded, root) = start(&record, completer);
+        if !recorded && root && headers.is_empty() && is_plain_unsampled(&cx) {
+            // A root span the sampler dropped: nothing records it, so nothing can refer to
+            // its span id but this record's consumers. Its trace id rides inline and its span
+            // id is derived from it, as for head sampling's dropped roots: no allocation for
+            // the 99% of records a 1% sampler drops (its own id stays with the SDK's span,
+            // which ends here unrecorded).
+            return (Headers::Root(cx.trace_id().to_bytes()), completer);
+        }
         (inject(headers, &cx), completer)
     }
 }
@@ -422,7 +481,7 @@ fn finish(mut span: impl Span, result: &DeliveryResult) {
         Ok(m) => {
             span.set_attribute(KeyValue::new(
                 "messaging.destination.partition.id",
-                m.partition.to_string(),
+                partition_id(m.partition),
             ));
             if m.offset >= 0 {
                 span.set_attribute(KeyValue::new("messaging.kafka.offset", m.offset));
@@ -435,6 +494,18 @@ fn finish(mut span: impl Span, result: &DeliveryResult) {
         }
     }
     span.end();
+}
+
+/// A partition's id as the conventions' string attribute: the first 1,024 are made once and
+/// shared, so ending a span allocates no string for them; a higher one is written each time.
+fn partition_id(partition: i32) -> opentelemetry::Value {
+    const SHARED: i32 = 1024;
+    static IDS: std::sync::OnceLock<Vec<Arc<str>>> = std::sync::OnceLock::new();
+    if (0..SHARED).contains(&partition) {
+        let ids = IDS.get_or_init(|| (0..SHARED).map(|p| Arc::from(p.to_string())).collect());
+        return ids[partition as usize].clone().into();
+    }
+    partition.to_string().into()
 }
 
 /// `headers` with `cx` as W3C Trace Context (`traceparent`, and `tracestate` when it has

@@ -357,7 +357,14 @@ impl Producer {
         let (headers, completer) = match &self.shared.telemetry {
             Some(t) => {
                 let body = value.as_ref().map_or(0, |v| v.len());
-                t.start(&topic, key.as_deref(), body, headers, completer)
+                t.start(
+                    &self.shared,
+                    &topic,
+                    key.as_deref(),
+                    body,
+                    headers,
+                    completer,
+                )
             }
             None => (Headers::from(headers), completer),
         };
@@ -408,7 +415,14 @@ impl Producer {
         let (headers, completer) = match &self.shared.telemetry {
             Some(t) => {
                 let body = value.as_ref().map_or(0, |v| v.len());
-                t.start(topic, key.as_deref(), body, Vec::new(), Completer::forget())
+                t.start(
+                    &self.shared,
+                    topic,
+                    key.as_deref(),
+                    body,
+                    Vec::new(),
+                    Completer::forget(),
+                )
             }
             None => (Headers::none(), Completer::forget()),
         };

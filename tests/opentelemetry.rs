@@ -64,6 +64,34 @@ fn only_traceparent(headers: &[(String, Option<Vec<u8>>)], record: std::fmt::Arg
     String::from_utf8(tps[0].1.clone().unwrap()).unwrap()
 }
 
+/// What every producer span of a delivered record carries, as the conventions name it: the
+/// record `value`, read back at `partition` and `offset` of `topic`.
+fn assert_conventions(span: &SpanData, topic: &str, partition: i32, offset: i64, value: &str) {
+    assert_eq!(span.span_kind, SpanKind::Producer, "record {value}");
+    assert_eq!(span.name, format!("send {topic}"), "record {value}");
+    assert_eq!(span.status, Status::Unset, "record {value}");
+    let want = [
+        ("messaging.system", "kafka".to_string()),
+        ("messaging.operation.name", "send".to_string()),
+        ("messaging.operation.type", "send".to_string()),
+        ("messaging.destination.name", topic.to_string()),
+        ("messaging.destination.partition.id", partition.to_string()),
+    ];
+    for (k, v) in want {
+        assert_eq!(string(attr(span, k)), Some(v), "record {value}: {k}");
+    }
+    assert_eq!(
+        attr(span, "messaging.kafka.offset"),
+        Some(&Value::I64(offset)),
+        "record {value}"
+    );
+    assert_eq!(
+        attr(span, "messaging.message.body.size"),
+        Some(&Value::I64(value.len() as i64)),
+        "record {value}"
+    );
+}
+
 #[test]
 fn traceparent_read_back_names_each_records_span_in_the_callers_trace() {
     let topic = "traced";
@@ -121,34 +149,14 @@ fn traceparent_read_back_names_each_records_span_in_the_callers_trace() {
             u128::from_be_bytes(span.span_context.trace_id().to_bytes()),
             trace
         );
-        assert_eq!(span.span_kind, SpanKind::Producer);
-        assert_eq!(span.name, format!("send {topic}"));
-        assert_eq!(span.status, Status::Unset);
-        let want = [
-            ("messaging.system", "kafka".to_string()),
-            ("messaging.operation.name", "send".to_string()),
-            ("messaging.operation.type", "send".to_string()),
-            ("messaging.destination.name", topic.to_string()),
-            ("messaging.client.id", "otel-test".to_string()),
-            (
-                "messaging.destination.partition.id",
-                g.partition.to_string(),
-            ),
-        ];
-        for (k, v) in want {
-            assert_eq!(string(attr(span, k)), Some(v), "record {value}: {k}");
-        }
+        assert_conventions(span, topic, g.partition, g.offset, &value);
         assert_eq!(
-            attr(span, "messaging.kafka.offset"),
-            Some(&Value::I64(g.offset)),
+            string(attr(span, "messaging.client.id")),
+            Some("otel-test".to_string()),
             "record {value}"
         );
         let key = String::from_utf8(g.key.clone().unwrap()).unwrap();
         assert_eq!(string(attr(span, "messaging.kafka.message.key")), Some(key));
-        assert_eq!(
-            attr(span, "messaging.message.body.size"),
-            Some(&Value::I64(value.len() as i64))
-        );
         if value == "root" {
             assert_ne!(
                 trace, request_trace,
@@ -321,7 +329,9 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
         if value.starts_with("root") {
             assert!(traces.insert(trace), "{value}: a trace of its own");
             assert_eq!(sampled, span.is_some(), "{value}: {tp}");
-            if sampled {
+            if let Some(span) = span {
+                // Kept by kprod: its name and attributes went in with its start.
+                assert_conventions(span, topic, g.partition, g.offset, &value);
                 sampled_roots += 1;
             } else {
                 // Dropped as the SDK's TraceIdRatioBased would drop it, downstream too.
@@ -341,6 +351,7 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
         } else {
             let span = span.unwrap_or_else(|| panic!("{value}: no span for {tp}"));
             assert!(sampled);
+            assert_conventions(span, topic, g.partition, g.offset, &value);
             assert_eq!(span.parent_span_id, request_cx.span_id(), "{value}");
         }
     }
