@@ -108,16 +108,18 @@ struct Hooked<F> {
     inner: Target,
 }
 
-impl<F: FnOnce(&DeliveryResult) + Send> Observer for Hooked<F> {
-    fn observe(self: Box<Self>, result: &DeliveryResult) -> Target {
-        let Hooked { hook, inner } = *self;
+impl<F: FnMut(&DeliveryResult) + Send> Observer for Hooked<F> {
+    fn observe(mut self: Box<Self>, result: &DeliveryResult) -> Target {
+        // Run in place: what the hook holds (a span of a few hundred bytes) is not moved out
+        // of the box to run, only dropped with it.
+        let hook = &mut self.hook;
         let run = std::panic::AssertUnwindSafe(move || hook(result));
         if std::panic::catch_unwind(run).is_err() {
             log::error!(
                 "kprod: a completion hook panicked (caught; the record's completion is kept)"
             );
         }
-        inner
+        std::mem::replace(&mut self.inner, Target::Forget)
     }
 }
 
@@ -167,11 +169,12 @@ impl Completer {
         }
     }
 
-    /// The same completer, with `hook` seeing the outcome before its target does.
+    /// The same completer, with `hook` seeing the outcome before its target does. The hook
+    /// runs once (`FnMut` so that it runs in place, in its box).
     #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     pub(crate) fn observed<F>(mut self, hook: F) -> Self
     where
-        F: FnOnce(&DeliveryResult) + Send + 'static,
+        F: FnMut(&DeliveryResult) + Send + 'static,
     {
         let inner = self.target.take().expect("a completer not yet completed");
         Completer {

@@ -279,10 +279,18 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
         .opentelemetry(OpenTelemetry::new().traces(&provider).head_sampling(ratio))
         .build()
         .unwrap();
-    // Roots: kprod decides, one in four.
+    // Roots: kprod decides, one in four. Every tenth has a header of its own, kept beside
+    // its trace context.
     let roots = 400;
     for i in 0..roots {
-        p.send(topic, (), format!("root {i}")).unwrap();
+        if i % 10 == 0 {
+            let r = ProducerRecord::new(topic)
+                .value(format!("root {i}"))
+                .header("origin", "billing");
+            p.send_record(r).unwrap();
+        } else {
+            p.send(topic, (), format!("root {i}")).unwrap();
+        }
     }
     // Under a remote parent that is not sampled: its trace, never a span; the caller's own
     // header kept beside the trace context.
@@ -326,8 +334,14 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
         let tp = only_traceparent(&g.headers, format_args!("{value}"));
         let (trace, span_id, sampled) = parse_traceparent(&tp).expect("a valid traceparent");
         let span = finished.get(&span_id);
+        let origin = g
+            .headers
+            .iter()
+            .any(|(k, v)| k == "origin" && v.as_deref() == Some(&b"billing"[..]));
         if value.starts_with("root") {
             assert!(traces.insert(trace), "{value}: a trace of its own");
+            let i: usize = value["root ".len()..].parse().unwrap();
+            assert_eq!(origin, i % 10 == 0, "{value}: {:?}", g.headers);
             assert_eq!(sampled, span.is_some(), "{value}: {tp}");
             if let Some(span) = span {
                 // Kept by kprod: its name and attributes went in with its start.
@@ -341,13 +355,7 @@ fn head_sampling_decides_before_the_sdk_and_keeps_the_callers_trace() {
             assert!(!sampled && span.is_none(), "{value}: {tp}");
             assert_eq!(trace, parent_trace, "{value}");
             assert_ne!(span_id, parent_span, "{value}: a span of its own");
-            assert!(
-                g.headers
-                    .iter()
-                    .any(|(k, v)| k == "origin" && v.as_deref() == Some(&b"billing"[..])),
-                "{value}: {:?}",
-                g.headers
-            );
+            assert!(origin, "{value}: {:?}", g.headers);
         } else {
             let span = span.unwrap_or_else(|| panic!("{value}: no span for {tp}"));
             assert!(sampled);
