@@ -360,10 +360,10 @@ impl Telemetry {
     /// the caller's current context, gives back `headers` carrying its trace context and,
     /// when the span is recorded, `completer` wrapped to end it with the outcome.
     ///
-    /// Inlined into the send path: with [`head_sampling`](OpenTelemetry::head_sampling), a
+    /// Short for the send path: with [`head_sampling`](OpenTelemetry::head_sampling), a
     /// record with no caller's span that kprod drops (99 in 100 at 1%) costs one look at the
     /// current context and one random number here; everything else is out of line.
-    #[inline(always)]
+    #[inline]
     pub fn start(
         &self,
         shared: &Shared,
