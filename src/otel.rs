@@ -356,16 +356,37 @@ impl Telemetry {
         })
     }
 
+    /// Head sampling's common case, decided in line on the send path: a record with no
+    /// caller's span that kprod drops (99 in 100 at 1%) costs one look at the current context
+    /// and one random number, and the caller builds its headers from the answer without a
+    /// call ([`Fast::Plain`], [`Fast::Root`]). Anything else goes to [`start`](Self::start).
+    #[inline]
+    pub fn fast(&self) -> Fast {
+        let Some(bound) = self.head else {
+            return Fast::Decide;
+        };
+        if Context::map_current(|cx| cx.has_active_span()) {
+            return Fast::Decide;
+        }
+        let low = random_u64();
+        if keeps_root(low, bound) {
+            Fast::Kept
+        } else if self.dropped_roots {
+            Fast::Root(dropped_trace_id(low))
+        } else {
+            Fast::Plain
+        }
+    }
+
     /// Starts the producer span of a record (`topic`, `key`, a value of `body` bytes) under
     /// the caller's current context, gives back `headers` carrying its trace context and,
-    /// when the span is recorded, `completer` wrapped to end it with the outcome.
-    ///
-    /// Short for the send path: with [`head_sampling`](OpenTelemetry::head_sampling), a
-    /// record with no caller's span that kprod drops (99 in 100 at 1%) costs one look at the
-    /// current context and one random number here; everything else is out of line.
-    #[inline]
+    /// when the span is recorded, `completer` wrapped to end it with the outcome. `fast` is
+    /// what [`fast`](Self::fast) said.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &self,
+        fast: Fast,
         shared: &Shared,
         topic: &str,
         key: Option<&[u8]>,
@@ -373,24 +394,16 @@ impl Telemetry {
         headers: Vec<Header>,
         completer: Completer,
     ) -> (Headers, Completer) {
-        if let Some(bound) = self.head {
-            if !Context::map_current(|cx| cx.has_active_span()) {
-                let low = random_u64();
-                if !keeps_root(low, bound) {
-                    if !self.dropped_roots {
-                        return (headers.into(), completer);
-                    }
-                    return (traced_root(dropped_trace_id(low), headers), completer);
-                }
-                // A root kprod keeps: the tracer starts its span.
-                return self.trace(shared, topic, key, body, headers, completer);
-            }
+        match fast {
+            Fast::Plain => (headers.into(), completer),
+            Fast::Root(trace_id) => (traced_root(trace_id, headers), completer),
+            // A root kprod keeps: the tracer starts its span.
+            Fast::Kept => self.trace(shared, topic, key, body, headers, completer),
+            Fast::Decide => self.start_slow(shared, topic, key, body, headers, completer),
         }
-        self.start_slow(shared, topic, key, body, headers, completer)
     }
 
     /// [`start`](Self::start) for a record under a caller's span, or without head sampling.
-    #[inline(never)]
     fn start_slow(
         &self,
         shared: &Shared,
@@ -413,7 +426,6 @@ impl Telemetry {
 
     /// The tracer starts the record's span: past head sampling (which kept it), or deciding
     /// itself.
-    #[inline(never)]
     fn trace(
         &self,
         shared: &Shared,
@@ -455,6 +467,20 @@ impl Telemetry {
         }
         (inject(headers, &cx), completer)
     }
+}
+
+/// What [`Telemetry::fast`] decided for a record.
+pub(crate) enum Fast {
+    /// Dropped, no caller's span, no `traceparent` ([`OpenTelemetry::propagate_dropped_roots`]
+    /// off): the caller's headers as they are.
+    Plain,
+    /// Dropped, no caller's span: the trace context of a root span with this trace id
+    /// ([`Headers::Root`] when the caller gave no headers).
+    Root([u8; 16]),
+    /// Kept, no caller's span: the tracer starts the span.
+    Kept,
+    /// Under a caller's span, or no head sampling: [`Telemetry::start`] decides.
+    Decide,
 }
 
 /// Whether head sampling keeps a root whose random low 8 bytes of trace id are `low`: as the

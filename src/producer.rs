@@ -24,6 +24,8 @@ use crate::engine::Shared;
 use crate::error::{Deadline, Error, Location};
 use crate::interceptor::Interceptors;
 use crate::metrics::{Metrics, MetricsSnapshot};
+#[cfg(feature = "opentelemetry")]
+use crate::otel::Fast;
 use crate::partitioner::Partitioner;
 use crate::record::{Payload, ProducerRecord, Topic};
 use crate::serializer::Serializer;
@@ -354,10 +356,12 @@ impl Producer {
             timestamp,
         } = record;
         #[cfg(feature = "opentelemetry")]
-        let (headers, completer) = match &self.shared.telemetry {
-            Some(t) => {
+        let (headers, completer) = match self.shared.telemetry.as_ref().map(|t| (t, t.fast())) {
+            None | Some((_, Fast::Plain)) => (Headers::from(headers), completer),
+            Some((t, fast)) => {
                 let body = value.as_ref().map_or(0, |v| v.len());
                 t.start(
+                    fast,
                     &self.shared,
                     &topic,
                     key.as_deref(),
@@ -366,7 +370,6 @@ impl Producer {
                     completer,
                 )
             }
-            None => (Headers::from(headers), completer),
         };
         #[cfg(not(feature = "opentelemetry"))]
         let headers = Headers::from(headers);
@@ -412,10 +415,14 @@ impl Producer {
             return self.send_record(record);
         }
         #[cfg(feature = "opentelemetry")]
-        let (headers, completer) = match &self.shared.telemetry {
-            Some(t) => {
+        let (headers, completer) = match self.shared.telemetry.as_ref().map(|t| (t, t.fast())) {
+            None | Some((_, Fast::Plain)) => (Headers::none(), Completer::forget()),
+            // A dropped root with no headers of its own: its trace context inline.
+            Some((_, Fast::Root(trace_id))) => (Headers::Root(trace_id), Completer::forget()),
+            Some((t, fast)) => {
                 let body = value.as_ref().map_or(0, |v| v.len());
                 t.start(
+                    fast,
                     &self.shared,
                     topic,
                     key.as_deref(),
@@ -424,7 +431,6 @@ impl Producer {
                     Completer::forget(),
                 )
             }
-            None => (Headers::none(), Completer::forget()),
         };
         #[cfg(not(feature = "opentelemetry"))]
         let (headers, completer) = (Headers::none(), Completer::forget());
