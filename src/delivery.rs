@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -100,7 +100,15 @@ enum Target {
 /// [`Target::Observed`]'s contents: a hook and the target it wraps.
 trait Observer: Send {
     /// Runs the hook with `result` (a panic is caught and logged) and gives back the target.
-    fn observe(self: Box<Self>, result: &DeliveryResult) -> Target;
+    /// `acknowledged`: when the outcome was known, if it is delivered later than that.
+    fn observe(
+        self: Box<Self>,
+        result: &DeliveryResult,
+        acknowledged: Option<SystemTime>,
+    ) -> Target;
+
+    /// Whether nobody but the hook waits for the outcome (its target is fire-and-forget).
+    fn passive(&self) -> bool;
 }
 
 struct Hooked<F> {
@@ -108,18 +116,26 @@ struct Hooked<F> {
     inner: Target,
 }
 
-impl<F: FnMut(&DeliveryResult) + Send> Observer for Hooked<F> {
-    fn observe(mut self: Box<Self>, result: &DeliveryResult) -> Target {
+impl<F: FnMut(&DeliveryResult, Option<SystemTime>) + Send> Observer for Hooked<F> {
+    fn observe(
+        mut self: Box<Self>,
+        result: &DeliveryResult,
+        acknowledged: Option<SystemTime>,
+    ) -> Target {
         // Run in place: what the hook holds (a span of a few hundred bytes) is not moved out
         // of the box to run, only dropped with it.
         let hook = &mut self.hook;
-        let run = std::panic::AssertUnwindSafe(move || hook(result));
+        let run = std::panic::AssertUnwindSafe(move || hook(result, acknowledged));
         if std::panic::catch_unwind(run).is_err() {
             log::error!(
                 "kprod: a completion hook panicked (caught; the record's completion is kept)"
             );
         }
         std::mem::replace(&mut self.inner, Target::Forget)
+    }
+
+    fn passive(&self) -> bool {
+        matches!(self.inner, Target::Forget)
     }
 }
 
@@ -169,12 +185,13 @@ impl Completer {
         }
     }
 
-    /// The same completer, with `hook` seeing the outcome before its target does. The hook
+    /// The same completer, with `hook` seeing the outcome before its target does, and when
+    /// it was known if it is delivered later ([`complete_at`](Self::complete_at)). The hook
     /// runs once (`FnMut` so that it runs in place, in its box).
     #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
     pub(crate) fn observed<F>(mut self, hook: F) -> Self
     where
-        F: FnMut(&DeliveryResult) + Send + 'static,
+        F: FnMut(&DeliveryResult, Option<SystemTime>) + Send + 'static,
     {
         let inner = self.target.take().expect("a completer not yet completed");
         Completer {
@@ -193,7 +210,7 @@ impl Completer {
                     i.on_acknowledgement(&Err(error.clone()));
                     Some(*inner)
                 }
-                Target::Observed(o) => Some(o.observe(&Err(error.clone()))),
+                Target::Observed(o) => Some(o.observe(&Err(error.clone()), None)),
                 _ => None,
             };
         }
@@ -202,6 +219,12 @@ impl Completer {
     /// Whether nobody waits for the outcome (fire-and-forget).
     pub(crate) fn is_forget(&self) -> bool {
         matches!(self.target, Some(Target::Forget))
+    }
+
+    /// Whether only a hook of kprod's own waits for the outcome: nobody is held up if it is
+    /// delivered a little later (the engine's callback pool runs these on a timer).
+    pub(crate) fn is_passive(&self) -> bool {
+        matches!(&self.target, Some(Target::Observed(o)) if o.passive())
     }
 
     /// Whether completing runs a callback or interceptors (the engine sends those to its
@@ -222,26 +245,32 @@ impl Completer {
     /// Delivers the outcome. Callbacks run on the calling thread: the engine calls this from its
     /// callback pool for callback completers.
     pub fn complete(mut self, result: DeliveryResult) {
-        self.fire(result);
+        fire(self.target.take(), result, None);
+    }
+
+    /// [`complete`](Self::complete), later than the outcome was known (`acknowledged`): a
+    /// hook sees that time (a span ends then).
+    pub(crate) fn complete_at(mut self, result: DeliveryResult, acknowledged: Option<SystemTime>) {
+        fire(self.target.take(), result, acknowledged);
     }
 
     fn fire(&mut self, result: DeliveryResult) {
-        fire(self.target.take(), result);
+        fire(self.target.take(), result, None);
     }
 }
 
-fn fire(target: Option<Target>, result: DeliveryResult) {
+fn fire(target: Option<Target>, result: DeliveryResult, acknowledged: Option<SystemTime>) {
     match target {
         Some(Target::Handle(slot)) => slot.fulfil(result),
         Some(Target::Callback(cb)) => cb(result),
         Some(Target::Intercepted(interceptors, inner)) => {
             // Interceptor panics are caught inside: the target always completes.
             interceptors.on_acknowledgement(&result);
-            fire(Some(*inner), result);
+            fire(Some(*inner), result, acknowledged);
         }
         Some(Target::Observed(o)) => {
-            let inner = o.observe(&result);
-            fire(Some(inner), result);
+            let inner = o.observe(&result, acknowledged);
+            fire(Some(inner), result, acknowledged);
         }
         Some(Target::Forget) | None => {}
     }
@@ -466,7 +495,7 @@ mod tests {
         let seen = Arc::new(AtomicUsize::new(0));
         let n = seen.clone();
         let (c, h) = delivery_channel();
-        let c = c.observed(move |r: &DeliveryResult| {
+        let c = c.observed(move |r: &DeliveryResult, _| {
             assert_eq!(r.as_ref().unwrap().offset, 3);
             n.fetch_add(1, Ordering::SeqCst);
         });
@@ -476,7 +505,7 @@ mod tests {
         assert_eq!(h.wait().unwrap().offset, 3);
 
         let (c, h) = delivery_channel();
-        c.observed(|_: &DeliveryResult| panic!("a hook that panics"))
+        c.observed(|_: &DeliveryResult, _| panic!("a hook that panics"))
             .complete(Ok(md(4)));
         assert_eq!(
             h.wait().unwrap().offset,
@@ -486,7 +515,7 @@ mod tests {
 
         let n = seen.clone();
         let (c, h) = delivery_channel();
-        c.observed(move |r: &DeliveryResult| {
+        c.observed(move |r: &DeliveryResult, _| {
             assert!(matches!(r, Err(Error::Closed { .. })));
             n.fetch_add(1, Ordering::SeqCst);
         })

@@ -48,6 +48,7 @@
 //! ```
 
 use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
 use opentelemetry::trace::{
@@ -321,8 +322,9 @@ where
             span.update_name(r.span_name());
             r.each_attribute(|kv| span.set_attribute(kv));
         }
-        let completer =
-            completer.observed(move |result: &DeliveryResult| finish(&mut span, result));
+        let completer = completer.observed(move |result: &DeliveryResult, acknowledged| {
+            finish(&mut span, result, acknowledged)
+        });
         (cx, completer, true, root)
     })
 }
@@ -582,9 +584,9 @@ fn seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(std::thread::current().id()) | 1
 }
 
-/// Ends a record's span with its outcome (in place: the span stays where its completer
-/// keeps it).
-fn finish(span: &mut impl Span, result: &DeliveryResult) {
+/// Ends a record's span with its outcome, at `acknowledged` if given (in place: the span
+/// stays where its completer keeps it).
+fn finish(span: &mut impl Span, result: &DeliveryResult, acknowledged: Option<SystemTime>) {
     match result {
         Ok(m) => {
             span.set_attribute(KeyValue::new(
@@ -601,7 +603,12 @@ fn finish(span: &mut impl Span, result: &DeliveryResult) {
             span.set_status(Status::error(e.to_string()));
         }
     }
-    span.end();
+    match acknowledged {
+        // Run later than the acknowledgement (the callback pool's timer): the span still ends
+        // when the outcome was known.
+        Some(at) => span.end_with_timestamp(at),
+        None => span.end(),
+    }
 }
 
 /// A partition's id as the conventions' string attribute: the first 1,024 are made once and
@@ -884,5 +891,33 @@ mod tests {
             }
         }
         assert!(matches!(head_decision(&cx, u64::MAX), Head::Tracer));
+    }
+
+    #[test]
+    fn a_span_ended_later_than_its_acknowledgement_ends_at_it() {
+        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+        use std::time::Duration;
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let tracer = provider.tracer("t");
+        let md = crate::RecordMetadata {
+            topic: "t".into(),
+            partition: 2,
+            offset: 7,
+            timestamp: 0,
+        };
+        // The callback pool ran it on its timer: it ends when the broker answered.
+        let acked = SystemTime::now() + Duration::from_secs(3600);
+        let mut later = tracer.start("later");
+        finish(&mut later, &Ok(md.clone()), Some(acked));
+        let before = SystemTime::now();
+        let mut now = tracer.start("now");
+        finish(&mut now, &Ok(md), None);
+        let spans = exporter.get_finished_spans().unwrap();
+        let end = |name: &str| spans.iter().find(|s| s.name == name).unwrap().end_time;
+        assert_eq!(end("later"), acked);
+        assert!(end("now") >= before && end("now") < acked);
     }
 }

@@ -170,6 +170,12 @@ impl Completions {
         self.waiting.len()
     }
 
+    /// Whether every waiting record's completer is passive ([`Completer::is_passive`]): only
+    /// kprod's own hooks see their outcome.
+    pub fn all_passive(&self) -> bool {
+        self.waiting.iter().all(|w| w.completer.is_passive())
+    }
+
     /// Moves the records with a callback out, keeping their places; the count and the other
     /// records stay. No allocation when all or none have one.
     pub fn take_callbacks(&mut self) -> Completions {

@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use crate::config::{Acks, ProducerConfigBuilder};
 use crate::delivery::Completer;
 use crate::engine::batch::PendingRecord;
-use crate::engine::callbacks::Job;
+use crate::engine::callbacks::{Job, JobSender};
 use crate::engine::core::{Command, EngineCore};
 use crate::engine::headers::Headers;
 use crate::engine::wake::{ThreadWake, PARKED_IDLE, PARKED_TIMED};
@@ -136,7 +136,7 @@ impl World {
         let shared = Arc::new(shared);
         let (tx, jobs) = unbounded();
         let cores = (0..sc.io_threads)
-            .map(|i| EngineCore::new(i, shared.clone(), tx.clone()))
+            .map(|i| EngineCore::new(i, shared.clone(), JobSender::detached(tx.clone())))
             .collect();
         let mut builder = MockCluster::builder()
             .brokers(sc.brokers)

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::*;
 use super::{Command, Ctx, EngineCore};
 use crate::delivery::{Completer, DeliveryResult};
 use crate::engine::batch::{Completions, ProducerBatch};
-use crate::engine::callbacks::Job;
+use crate::engine::callbacks::{Job, JobSender};
 use crate::engine::transaction;
 use crate::engine::PartitionState;
 use crate::error::{DeliveryStatus, Error, Location, TransactionError};
@@ -14,10 +14,17 @@ use crate::metrics::Metrics;
 
 /// Queues `job` on the callback pool, counted before its records are released; runs it here
 /// if the pool has stopped.
-fn queue(shared: &crate::engine::Shared, tx: &crossbeam::channel::Sender<Job>, job: Job) {
+fn queue(shared: &crate::engine::Shared, tx: &JobSender, job: Job) {
     shared.callbacks_queued(job.len());
-    if let Err(e) = tx.send(job) {
-        e.into_inner().run(shared);
+    // During a flush or close, nothing waits for the pool's timer.
+    let hurried = shared.flushing.load(SeqCst) > 0 || shared.closing.load(SeqCst);
+    let sent = if job.is_passive() && !hurried {
+        tx.send_passive(job)
+    } else {
+        tx.send(job)
+    };
+    if let Err(job) = sent {
+        job.run(shared);
     }
 }
 
@@ -102,13 +109,18 @@ impl EngineCore {
         let callbacks = b.completions.take_callbacks();
         let mut timed = timed;
         if callbacks.waiting() > 0 {
+            // Only spans to end (fire-and-forget records with tracing): nobody waits, so the
+            // pool runs them on its timer, and they end at this time.
+            let passive = callbacks.all_passive();
             let job = Job::Batch {
                 topic: p.topic.clone(),
                 partition: p.partition,
                 outcome: outcome.clone(),
                 completions: callbacks,
-                // Delivered once its callbacks have run.
-                timed: timed.take(),
+                // Delivered once its callbacks have run (a passive job's records are
+                // delivered as far as anyone waits now).
+                timed: if passive { None } else { timed.take() },
+                acknowledged: passive.then(std::time::SystemTime::now),
             };
             queue(&self.shared, &self.callbacks, job);
         }

@@ -37,10 +37,8 @@ use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Sender;
-
 use super::batch::{Encoder, ProducerBatch};
-use super::callbacks::Job;
+use super::callbacks::JobSender;
 use super::wake::PARKED_IDLE;
 use super::{PartitionState, Shared};
 use crate::protocol::compression::Compressor;
@@ -86,7 +84,7 @@ pub(crate) struct EngineCore {
     /// In a cell: completing a batch (from `&self`) gives its buffer back.
     encoder: RefCell<Encoder>,
     rng: u64,
-    callbacks: Sender<Job>,
+    callbacks: JobSender,
     control: Control,
     /// `send_produce`'s scratch list (leader, place in `owned`, partition), kept between
     /// turns.
@@ -99,7 +97,7 @@ pub(crate) struct EngineCore {
 }
 
 impl EngineCore {
-    pub fn new(index: usize, shared: Arc<Shared>, callbacks: Sender<Job>) -> Self {
+    pub fn new(index: usize, shared: Arc<Shared>, callbacks: JobSender) -> Self {
         let mut encoder = Encoder::new(Compressor::new(shared.config.compression));
         encoder.transactional = shared.txn.is_some();
         let encoder = RefCell::new(encoder);
@@ -152,6 +150,10 @@ impl EngineCore {
             self.refresh_owned();
         }
         self.purge_if_asked();
+        if self.shared.flushing.load(SeqCst) > 0 || self.shared.closing.load(SeqCst) {
+            // A flush or close waits for callbacks too: passive ones run now.
+            self.callbacks.hurry();
+        }
         let mut deadline: Option<Instant> = None;
         merge(&mut deadline, self.lift_throttles(now));
         if self.index == 0 {
